@@ -48,6 +48,7 @@ SCHEMA: dict[str, Any] = {
         "norm": "torch",                    # torch | kneron | tf | yolo (prepostprocess modes)
         "channel_order": "rgb",             # rgb | bgr: order of the network's input channels
         "sigma": 2.0,                       # Gaussian target sigma (heatmap px)
+        "subpixel_target": True,            # Gaussian centred at the exact position (False: mmpose 0.x rounding)
         "target_weight_by_visibility": True,
         "aug": {
             "flip_prob": 0.5,
@@ -78,6 +79,7 @@ SCHEMA: dict[str, Any] = {
         "validate_interval": 10,
         "max_keep_checkpoints": 3,
         "seed": 0,
+        "max_iters": None,                  # stop after this many iterations in total (smoke runs, benchmarks)
     },
     "test": {
         "batch_size": 32,
@@ -88,6 +90,8 @@ SCHEMA: dict[str, Any] = {
         "oks_nms_thr": 0.9,
         "kpt_score_thr": 0.2,
         "metric": "mAP",                    # mAP | PCKh
+        "nms": "oks",                       # oks | soft_oks | none (per-image pose NMS before COCO eval)
+        "only_predicted_images": False,     # COCO eval over images that got predictions only (det subsets)
     },
     "export": {
         "opset": 11,

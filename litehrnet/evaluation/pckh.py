@@ -1,0 +1,132 @@
+"""MPII PCKh: fraction of keypoints within ``thr`` x head size of the ground truth.
+
+MPII convention (the official evaluation script and mmpose follow it):
+
+- head size of a person = ``0.6 * ||bottom_right - top_left||`` of its annotated head box
+  (``SC_BIAS = 0.6``);
+- a joint counts only where it is annotated (``joints_vis``);
+- a prediction is correct when ``||pred - gt|| / head_size <= thr``;
+- the summary averages over all annotated joints *except pelvis and thorax* (weighted by how many
+  of each are annotated) and reports Head (head top), Shoulder, Elbow, Wrist, Hip, Knee, Ankle as the
+  mean of the left and right joints, PCKh at 0.5 and PCKh@0.1. Values are in **percent**.
+
+Ground truth JSON (mmpose MPII layout: a list of records with ``joints`` (16x2), ``joints_vis``,
+``image``, ``center``, ``scale``) must carry the head size, as either ``headbox``
+(``[[x1, y1], [x2, y2]]``, the MPII head rectangle) or ``head_size`` (pixels, already x0.6).
+mmpose's released ``mpii_val.json`` does not contain them (they live in ``mpii_gt_val.mat``,
+``headboxes_src``); :func:`load_mpii_gt` says so when they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from litehrnet.keypoints import MPII_16
+
+MPII_HEAD_SIZE_FACTOR = 0.6  # SC_BIAS of the official MPII evaluation
+# MPII summary groups: name -> joint indices (0-based, MPII_16 order)
+MPII_SUMMARY = {
+    "Head": (9,),           # head_top
+    "Shoulder": (12, 13),
+    "Elbow": (11, 14),
+    "Wrist": (10, 15),
+    "Hip": (2, 3),
+    "Knee": (1, 4),
+    "Ankle": (0, 5),
+}
+MPII_EXCLUDED_FROM_MEAN = (6, 7)  # pelvis, thorax
+
+
+class PCKhError(ValueError):
+    """PCKh inputs are missing or inconsistent."""
+
+
+def head_size_from_headbox(headbox_n22: np.ndarray) -> np.ndarray:
+    """``0.6 x`` the diagonal of each ``[[x1, y1], [x2, y2]]`` head box; returns ``(N,)`` pixels."""
+    headbox_n22 = np.asarray(headbox_n22, dtype=np.float64).reshape(-1, 2, 2)
+    return MPII_HEAD_SIZE_FACTOR * np.linalg.norm(headbox_n22[:, 1] - headbox_n22[:, 0], axis=1)
+
+
+def pckh_correct(
+    pred_xy_nk2: np.ndarray, gt_xy_nk2: np.ndarray, visible_nk: np.ndarray, head_size_n: np.ndarray,
+    thr: float,
+) -> np.ndarray:
+    """Boolean ``(N, K)``: annotated joints predicted within ``thr`` x head size."""
+    pred = np.asarray(pred_xy_nk2, dtype=np.float64)
+    gt = np.asarray(gt_xy_nk2, dtype=np.float64)
+    head_size_n = np.asarray(head_size_n, dtype=np.float64)
+    if pred.shape != gt.shape or pred.shape[:1] != head_size_n.shape:
+        raise PCKhError(f"shape mismatch: pred {pred.shape}, gt {gt.shape}, head sizes {head_size_n.shape}")
+    if np.any(head_size_n <= 0):
+        raise PCKhError(f"{int(np.sum(head_size_n <= 0))} head sizes are <= 0; every person needs a head box")
+    dist_nk = np.linalg.norm(pred - gt, axis=2) / head_size_n[:, None]
+    return (dist_nk <= thr) & (np.asarray(visible_nk) > 0)
+
+
+def evaluate_pckh(
+    pred_xy_nk2: np.ndarray, gt_xy_nk2: np.ndarray, visible_nk: np.ndarray, head_size_n: np.ndarray,
+) -> dict[str, float]:
+    """MPII summary (percent): Head, Shoulder, ..., Ankle, PCKh (@0.5), PCKh@0.1, plus per-joint keys.
+
+    Joints are in :data:`litehrnet.keypoints.MPII_16` order. Per-joint keys are ``PCKh_<name>``.
+    """
+    visible_nk = np.asarray(visible_nk) > 0
+    if visible_nk.shape[1] != MPII_16.num_keypoints:
+        raise PCKhError(f"MPII PCKh needs {MPII_16.num_keypoints} joints, got {visible_nk.shape[1]}")
+    count_k = visible_nk.sum(axis=0).astype(np.float64)
+    weight_k = count_k.copy()
+    weight_k[list(MPII_EXCLUDED_FROM_MEAN)] = 0.0
+    if weight_k.sum() == 0:
+        raise PCKhError("no annotated joints to evaluate")
+    weight_k /= weight_k.sum()
+    out: dict[str, float] = {}
+    for thr, key in ((0.5, "PCKh"), (0.1, "PCKh@0.1")):
+        hits_k = pckh_correct(pred_xy_nk2, gt_xy_nk2, visible_nk, head_size_n, thr).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pck_k = np.where(count_k > 0, 100.0 * hits_k / np.maximum(count_k, 1), 0.0)
+        out[key] = float(np.sum(pck_k * weight_k))
+        if thr == 0.5:
+            for name, ids in MPII_SUMMARY.items():
+                out[name] = float(np.mean(pck_k[list(ids)]))
+            for k, name in enumerate(MPII_16.keypoint_names):
+                out[f"PCKh_{name}"] = float(pck_k[k])
+    return out
+
+
+def load_mpii_gt(json_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an mmpose-layout MPII JSON: ``joints_xy_nk2``, ``visible_nk``, ``head_size_n``, ``image``.
+
+    Coordinates are returned exactly as stored (MPII JSON files use 1-based MATLAB pixels; the
+    caller must compare them with predictions in the same convention).
+    """
+    json_path = Path(json_path)
+    try:
+        with open(json_path, "r", encoding="utf-8") as f:
+            records = json.load(f)
+    except FileNotFoundError:
+        raise PCKhError(f"{json_path}: MPII annotation file not found; set data.val_ann") from None
+    except json.JSONDecodeError as exc:
+        raise PCKhError(f"{json_path}: not valid JSON ({exc})") from None
+    if not isinstance(records, list) or not records:
+        raise PCKhError(f"{json_path}: expected a non-empty list of MPII records")
+    heads = []
+    for i, rec in enumerate(records):
+        if "head_size" in rec:
+            heads.append(float(rec["head_size"]))
+        elif "headbox" in rec:
+            heads.append(float(head_size_from_headbox(rec["headbox"])[0]))
+        else:
+            raise PCKhError(
+                f"{json_path}: record {i} ({rec.get('image', '?')}) has no 'headbox' or 'head_size'; PCKh "
+                "needs MPII head boxes: add 'headbox' [[x1, y1], [x2, y2]] per record (from mpii_gt_val.mat)"
+            )
+    return {
+        "joints_xy_nk2": np.array([r["joints"] for r in records], dtype=np.float64),
+        "visible_nk": np.array([r["joints_vis"] for r in records], dtype=np.float64),
+        "head_size_n": np.array(heads, dtype=np.float64),
+        "image": np.array([r["image"] for r in records]),
+    }

@@ -1,0 +1,67 @@
+"""Small building blocks shared by the backbones.
+
+``conv_bn_act`` mirrors the parameter layout of mmcv's ``ConvModule`` (children named ``conv``,
+``bn``; the activation holds no parameters) so state-dict keys read ``...conv.weight``,
+``...bn.running_mean`` exactly as in mmpose checkpoints, without depending on mmcv.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+def conv_bn_act(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: str | None = "relu",
+    norm: bool = True,
+) -> nn.Sequential:
+    """Conv (``same`` padding for odd kernels) -> optional BatchNorm -> optional activation.
+
+    With ``norm=True`` the conv has no bias (BN provides it), as mmcv's ``bias='auto'`` does;
+    without BN the conv carries a bias.
+    """
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    layers["conv"] = nn.Conv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+        groups=groups, bias=not norm,
+    )
+    if norm:
+        layers["bn"] = nn.BatchNorm2d(out_channels)
+    if act is not None:
+        layers["act"] = ACTIVATIONS[act]()
+    return nn.Sequential(layers)
+
+
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+            groups: int = 1, relu: bool = False) -> nn.Sequential:
+    """Plain ``Sequential(conv, bn[, relu])`` indexed 0/1/2, the layout of HRNet-style
+    transition and fuse layers (keys ``...0.weight``, ``...1.running_var``)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                  groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def init_weights_like_mmpose(module: nn.Module, conv_std: float = 0.001) -> None:
+    """Initialise as mmpose does for these networks: convs ~ N(0, ``conv_std``) with zero bias,
+    BatchNorm weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=conv_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,372 @@
+"""Lite-HRNet backbone (Yu et al., CVPR 2021), parameter-compatible with mmpose 0.x / 1.x.
+
+Order: swappable ops (channel shuffle, pooling) -> blocks (stem, LITE / NAIVE blocks) ->
+multi-branch module with fuse layers -> backbone -> builder from a variant-table row.
+
+Two operations are looked up by name from the variant row so that NPU-friendly replacements
+(``litehrnet/models/npu.py``) can be dropped in without touching this file:
+
+- ``row["channel_shuffle"]`` -> :data:`SHUFFLES` (factory ``(channels, groups) -> nn.Module``);
+- ``row["cross_res_pool"]`` / ``row["spatial_pool"]`` -> :data:`POOLS`
+  (function ``(x_nchw, size_hw) -> pooled``), used by cross-resolution weighting (pool to the
+  smallest branch's size) and by spatial weighting (pool to 1x1).
+
+None of these hold parameters, so replacing them never changes state-dict keys.
+
+The fuse layers keep the official in-place "double add" of branch 0 (see :class:`LiteHRModule`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import conv_bn_act
+
+PoolFn = Callable[[Tensor, tuple[int, int]], Tensor]
+
+
+# ----------------------------------------------------------------------------------------------
+# Swappable parameter-free ops
+# ----------------------------------------------------------------------------------------------
+def channel_shuffle(x_nchw: Tensor, groups: int) -> Tensor:
+    """ShuffleNet channel shuffle: view channels as (groups, C/groups), transpose, flatten.
+
+    Output channel ``k * groups + g`` is input channel ``g * (C / groups) + k``. The reshape goes
+    through a 5-D tensor, which Kneron's NPUs cannot run (see SPEC 3).
+    """
+    n, c, h, w = x_nchw.shape
+    x = x_nchw.reshape(n, groups, c // groups, h, w).transpose(1, 2)
+    return x.reshape(n, c, h, w)
+
+
+class ChannelShuffle(nn.Module):
+    """Module form of :func:`channel_shuffle` (no parameters)."""
+
+    def __init__(self, channels: int, groups: int = 2) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"channel shuffle: {channels} channels not divisible by {groups} groups")
+        self.groups = groups
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        return channel_shuffle(x_nchw, self.groups)
+
+
+class NoShuffle(nn.Module):
+    """Identity in place of the shuffle (for retrained NPU variants)."""
+
+    def __init__(self, channels: int, groups: int = 2) -> None:
+        super().__init__()
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        return x_nchw
+
+
+def adaptive_avg_pool(x_nchw: Tensor, size_hw: tuple[int, int]) -> Tensor:
+    """The official pooling: ``adaptive_avg_pool2d`` to ``size_hw``."""
+    return F.adaptive_avg_pool2d(x_nchw, size_hw)
+
+
+SHUFFLES: dict[str, Callable[[int, int], nn.Module]] = {"reshape": ChannelShuffle, "none": NoShuffle}
+POOLS: dict[str, PoolFn] = {"adaptive": adaptive_avg_pool}
+
+
+def _lookup(table: dict, name: str, what: str):
+    if name not in table:
+        raise KeyError(f"unknown {what} {name!r}; known: {', '.join(sorted(table))}")
+    return table[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# Blocks
+# ----------------------------------------------------------------------------------------------
+def dw_pw(in_channels: int, out_channels: int, stride: int, relu: bool) -> nn.Sequential:
+    """Depthwise 3x3 + BN + pointwise 1x1 + BN [+ ReLU], flat ``Sequential`` (indices 0..4):
+    the transition / fuse-downsample layout of Lite-HRNet."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=1, groups=in_channels, bias=False),
+        nn.BatchNorm2d(in_channels),
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Stem(nn.Module):
+    """3x3 s2 conv, then a ShuffleNet-style stride-2 unit: overall stride 4."""
+
+    def __init__(self, in_channels: int, stem_channels: int, out_channels: int, expand_ratio: float,
+                 shuffle: Callable[[int, int], nn.Module]) -> None:
+        super().__init__()
+        half = stem_channels // 2
+        mid = int(round(stem_channels * expand_ratio))
+        same = stem_channels == out_channels
+        self.out_channels = out_channels
+        self.conv1 = conv_bn_act(in_channels, stem_channels, 3, stride=2)
+        self.branch1 = nn.Sequential(
+            conv_bn_act(half, half, 3, stride=2, groups=half, act=None),
+            conv_bn_act(half, out_channels - (half if same else stem_channels), 1),
+        )
+        self.expand_conv = conv_bn_act(half, mid, 1)
+        self.depthwise_conv = conv_bn_act(mid, mid, 3, stride=2, groups=mid, act=None)
+        self.linear_conv = conv_bn_act(mid, half if same else stem_channels, 1)
+        self.shuffle = shuffle(out_channels, 2)
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        x = self.conv1(x_nchw)
+        x1, x2 = x.chunk(2, dim=1)
+        x2 = self.linear_conv(self.depthwise_conv(self.expand_conv(x2)))
+        return self.shuffle(torch.cat((self.branch1(x1), x2), dim=1))
+
+
+class SpatialWeighting(nn.Module):
+    """Squeeze-excite on one branch: pool to 1x1 -> 1x1 conv + ReLU -> 1x1 conv + Sigmoid -> scale."""
+
+    def __init__(self, channels: int, pool: PoolFn, ratio: int = 4) -> None:
+        super().__init__()
+        hidden = int(channels / ratio)
+        self.pool = pool
+        self.conv1 = conv_bn_act(channels, hidden, 1, norm=False, act="relu")
+        self.conv2 = conv_bn_act(hidden, channels, 1, norm=False, act="sigmoid")
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        return x_nchw * self.conv2(self.conv1(self.pool(x_nchw, (1, 1))))
+
+
+class CrossResolutionWeighting(nn.Module):
+    """Channel weights computed from all branches at the smallest branch's resolution."""
+
+    def __init__(self, channels: list[int], ratio: int, pool: PoolFn) -> None:
+        super().__init__()
+        total = sum(channels)
+        self.channels = list(channels)
+        self.pool = pool
+        self.conv1 = conv_bn_act(total, int(total / ratio), 1, act="relu")
+        self.conv2 = conv_bn_act(int(total / ratio), total, 1, act="sigmoid")
+
+    def pool_to_smallest(self, xs: list[Tensor]) -> list[Tensor]:
+        """Average-pool every branch but the last to the last (smallest) branch's size."""
+        size_hw = tuple(xs[-1].shape[-2:])
+        return [self.pool(x, size_hw) for x in xs[:-1]] + [xs[-1]]
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        weights = self.conv2(self.conv1(torch.cat(self.pool_to_smallest(xs), dim=1)))
+        weights = torch.split(weights, self.channels, dim=1)
+        return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest") for x, w in zip(xs, weights)]
+
+
+class ConditionalChannelWeighting(nn.Module):
+    """The LITE block: on every branch, half the channels pass; the other half is reweighted
+    across resolutions, depthwise-convolved, spatially reweighted; concat + shuffle."""
+
+    def __init__(self, channels: list[int], reduce_ratio: int, row: dict) -> None:
+        super().__init__()
+        halves = [c // 2 for c in channels]
+        shuffle = _lookup(SHUFFLES, row["channel_shuffle"], "channel_shuffle")
+        self.cross_resolution_weighting = CrossResolutionWeighting(
+            halves, reduce_ratio, _lookup(POOLS, row["cross_res_pool"], "cross_res_pool"))
+        self.depthwise_convs = nn.ModuleList(
+            conv_bn_act(c, c, 3, groups=c, act=None) for c in halves)
+        spatial_pool = _lookup(POOLS, row["spatial_pool"], "spatial_pool")
+        self.spatial_weighting = nn.ModuleList(SpatialWeighting(c, spatial_pool) for c in halves)
+        self.shuffles = nn.ModuleList(shuffle(c, 2) for c in channels)
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        parts = [x.chunk(2, dim=1) for x in xs]
+        kept = [p[0] for p in parts]
+        work = self.cross_resolution_weighting([p[1] for p in parts])
+        work = [sw(dw(x)) for x, dw, sw in zip(work, self.depthwise_convs, self.spatial_weighting)]
+        return [sh(torch.cat((a, b), dim=1)) for a, b, sh in zip(kept, work, self.shuffles)]
+
+
+class ShuffleUnit(nn.Module):
+    """The NAIVE block: ShuffleNet V2 stride-1 unit on one branch."""
+
+    def __init__(self, channels: int, shuffle: Callable[[int, int], nn.Module]) -> None:
+        super().__init__()
+        half = channels // 2
+        self.branch2 = nn.Sequential(
+            conv_bn_act(half, half, 1),
+            conv_bn_act(half, half, 3, groups=half, act=None),
+            conv_bn_act(half, half, 1),
+        )
+        self.shuffle = shuffle(channels, 2)
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        x1, x2 = x_nchw.chunk(2, dim=1)
+        return self.shuffle(torch.cat((x1, self.branch2(x2)), dim=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-branch module
+# ----------------------------------------------------------------------------------------------
+def make_fuse_layers(channels: list[int], num_out: int) -> nn.ModuleList:
+    """``fuse_layers[i][j]`` maps branch j to branch i's resolution/channels (``None`` if i == j):
+    j > i: 1x1 conv + BN + nearest upsample; j < i: (i - j) stride-2 depthwise-separable steps."""
+    rows = []
+    for i in range(num_out):
+        row: list[nn.Module | None] = []
+        for j, c_in in enumerate(channels):
+            if j > i:
+                row.append(nn.Sequential(
+                    nn.Conv2d(c_in, channels[i], 1, bias=False),
+                    nn.BatchNorm2d(channels[i]),
+                    nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
+                ))
+            elif j == i:
+                row.append(None)
+            else:
+                steps = [dw_pw(c_in, c_in, 2, relu=True) for _ in range(i - j - 1)]
+                steps.append(dw_pw(c_in, channels[i], 2, relu=False))
+                row.append(nn.Sequential(*steps))
+        rows.append(nn.ModuleList(row))
+    return nn.ModuleList(rows)
+
+
+class LiteHRModule(nn.Module):
+    """``num_blocks`` LITE or NAIVE blocks over all branches, then the fuse layers.
+
+    Fuse quirk (kept on purpose, the official weights depend on it): output row 0 starts from
+    ``out[0]`` itself and then adds branch 0 again *in place*, so row 0 gets 2x branch 0 and
+    ``out[0]`` is overwritten with row 0's pre-ReLU sum. Rows i > 0 then read that overwritten
+    tensor and also count their branch-0 term twice.
+    """
+
+    def __init__(self, channels: list[int], num_blocks: int, block: str, reduce_ratio: int,
+                 row: dict, with_fuse: bool = True, multiscale_output: bool = True) -> None:
+        super().__init__()
+        self.block = block.upper()
+        self.num_branches = len(channels)
+        self.in_channels = list(channels)
+        if self.block == "LITE":
+            self.layers = nn.Sequential(
+                *[ConditionalChannelWeighting(channels, reduce_ratio, row) for _ in range(num_blocks)])
+        elif self.block == "NAIVE":
+            shuffle = _lookup(SHUFFLES, row["channel_shuffle"], "channel_shuffle")
+            self.layers = nn.ModuleList(
+                nn.Sequential(*[ShuffleUnit(c, shuffle) for _ in range(num_blocks)]) for c in channels)
+        else:
+            raise ValueError(f"block must be 'LITE' or 'NAIVE', got {block!r}")
+        self.with_fuse = with_fuse and self.num_branches > 1
+        self.multiscale_output = multiscale_output
+        if self.with_fuse:
+            self.fuse_layers = make_fuse_layers(channels, self.num_branches if multiscale_output else 1)
+            self.relu = nn.ReLU()
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        if self.block == "LITE":
+            out = list(self.layers(xs))
+        else:
+            out = [branch(x) for branch, x in zip(self.layers, xs)]
+        if self.with_fuse:
+            out = self._fuse(out)
+        return out if self.multiscale_output else out[:1]
+
+    def _fuse(self, out: list[Tensor]) -> list[Tensor]:
+        fused = []
+        for i, row in enumerate(self.fuse_layers):
+            acc = out[0] if i == 0 else row[0](out[0])  # row 0 aliases out[0] (quirk)
+            for j in range(self.num_branches):
+                acc += out[j] if j == i else row[j](out[j])  # in place: mutates out[0] on row 0
+            fused.append(self.relu(acc))
+        return fused
+
+
+class IterativeHead(nn.Module):
+    """From the lowest to the highest resolution: add the bilinearly upsampled previous result,
+    then depthwise 3x3 + BN and pointwise 1x1 + BN + ReLU (to the next branch's channels)."""
+
+    def __init__(self, channels: list[int]) -> None:
+        super().__init__()
+        rev = list(channels)[::-1]
+        projects = []
+        for i, c in enumerate(rev):
+            c_out = rev[i + 1] if i + 1 < len(rev) else c
+            projects.append(nn.Sequential(
+                OrderedDict(depthwise_conv=conv_bn_act(c, c, 3, groups=c, act=None),
+                       pointwise_conv=conv_bn_act(c, c_out, 1))))
+        self.projects = nn.ModuleList(projects)
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        outs: list[Tensor] = []
+        prev: Tensor | None = None
+        for x, project in zip(xs[::-1], self.projects):
+            if prev is not None:
+                x = x + F.interpolate(prev, size=x.shape[-2:], mode="bilinear", align_corners=True)
+            prev = project(x)
+            outs.append(prev)
+        return outs[::-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Backbone
+# ----------------------------------------------------------------------------------------------
+def make_transition(pre: list[int], cur: list[int]) -> nn.ModuleList:
+    """Adapt the previous stage's branches to this stage's: a depthwise-separable 1x1 re-mapping
+    where channels differ, ``None`` where they match, and stride-2 steps from the last branch for
+    each new branch."""
+    layers: list[nn.Module | None] = []
+    for i, c in enumerate(cur):
+        if i < len(pre):
+            layers.append(dw_pw(pre[i], c, 1, relu=True) if c != pre[i] else None)
+        else:
+            n_steps = i + 1 - len(pre)
+            c_in = pre[-1]
+            layers.append(nn.Sequential(*[
+                dw_pw(c_in, c if k == n_steps - 1 else c_in, 2, relu=True) for k in range(n_steps)]))
+    return nn.ModuleList(layers)
+
+
+class LiteHRNet(nn.Module):
+    """Stem -> ``num_stages`` x (transition, stage) -> optional IterativeHead.
+
+    ``forward`` returns the highest-resolution feature map (stride 4), e.g. 40 channels for
+    Lite-HRNet-18/30.
+    """
+
+    def __init__(self, row: dict, in_channels: int = 3) -> None:
+        super().__init__()
+        stem_channels, stem_out, expand_ratio = row["stem"]
+        self.stem = Stem(in_channels, stem_channels, stem_out, expand_ratio,
+                         _lookup(SHUFFLES, row["channel_shuffle"], "channel_shuffle"))
+        self.num_stages = len(row["num_modules"])
+        channels_last = [stem_out]
+        for s in range(self.num_stages):
+            channels = list(row["num_channels"][s])
+            setattr(self, f"transition{s}", make_transition(channels_last, channels))
+            modules = [
+                LiteHRModule(channels, row["num_blocks"][s], row["block"][s], row["reduce_ratios"][s],
+                             row, with_fuse=row.get("with_fuse", True))
+                for _ in range(row["num_modules"][s])
+            ]
+            setattr(self, f"stage{s}", nn.Sequential(*modules))
+            channels_last = channels
+        self.with_head = bool(row.get("with_head", True))
+        if self.with_head:
+            self.head_layer = IterativeHead(channels_last)
+        self.out_channels = channels_last[0]
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        ys = [self.stem(x_nchw)]
+        for s in range(self.num_stages):
+            transition = getattr(self, f"transition{s}")
+            xs = []
+            for j, layer in enumerate(transition):
+                src = ys[j] if j < len(ys) else ys[-1]
+                xs.append(layer(src) if layer is not None else src)
+            ys = getattr(self, f"stage{s}")(xs)
+        if self.with_head:
+            ys = self.head_layer(ys)
+        return ys[0]
+
+
+def build_litehrnet(row: dict) -> LiteHRNet:
+    """Build the backbone described by a variant-table row (see ``litehrnet.models.VARIANTS``)."""
+    return LiteHRNet(row)

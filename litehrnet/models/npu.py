@@ -1,0 +1,569 @@
+"""Lite-HRNet for Kneron NPUs: static pools, the trainable no-shuffle variants, and an exact
+rewrite of official (shuffle + adaptive-pool) weights.
+
+Kneron's NPUs cannot run rank-5 tensors (the reshape/transpose channel shuffle), large
+GlobalAveragePools (KL520: H*W <= 256) or AveragePools other than kernel = stride in {2, 4, 8}
+(SPEC 3). Two answers live here:
+
+1. **Trainable variants** ``litehrnet_18_npu`` / ``litehrnet_30_npu`` (rows of ``NPU_VARIANTS``,
+   merged into ``litehrnet.models.VARIANTS``): the official layout with
+   - channel shuffle -> none (identity; halves mix only through the fuse layers),
+   - cross-resolution ``adaptive_avg_pool2d`` -> :func:`static_avg_pool` (AvgPool kernel = stride
+     = size ratio, 2/4/8),
+   - spatial-weighting global pool -> :func:`cascade_global_pool` (AvgPool kernel = stride
+     steps until H*W <= 256, then GlobalAveragePool).
+   Same parameters and state-dict keys as the official variant; must be trained.
+
+2. **Exact rewrite** :func:`to_npu_rewrite` of an official model at one input size: the same
+   function (max|diff| ~1e-6) with no shuffle op at all. Each branch tensor is kept in a *physical*
+   channel order plus a permutation to the *logical* (official) order; a shuffle only updates the
+   permutation, and every conv reading or writing the tensor gets its weights permuted instead
+   (exact). The LITE block then runs on all channels of a branch: the half the official block
+   leaves untouched gets an identity depthwise kernel and weights of exactly 1 (sigmoid of a
+   bias of +20, which is 1.0 in float32), so no Split/Slice/Concat is needed either. Pools become
+   the static pools above, BatchNorm is folded into the convs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import litehrnet as lite
+from .layers import conv_bn_act
+
+GLOBAL_POOL_MAX_HW = 256          # KL520 GlobalAveragePool limit (SPEC 3)
+POOL_KERNELS = (8, 4, 2)          # AveragePool kernel = stride allowed on the NPU (SPEC 3)
+ONE_LOGIT = 20.0                  # sigmoid(20) == 1.0 in float32: "weight 1" for untouched channels
+
+
+class NpuRewriteError(ValueError):
+    """The model or the input size cannot be rewritten exactly."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Static pools (exact replacements of adaptive pooling at a fixed size)
+# ----------------------------------------------------------------------------------------------
+def pool_ratio(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, int]:
+    """Kernel = stride that maps ``in_hw`` exactly onto ``out_hw`` (error if not a whole ratio)."""
+    (h, w), (oh, ow) = in_hw, out_hw
+    if h % oh or w % ow:
+        raise NpuRewriteError(f"cannot pool {h}x{w} to {oh}x{ow} with kernel = stride: sizes are not "
+                              f"whole multiples; use an input size divisible by 32")
+    return h // oh, w // ow
+
+
+def cascade_plan(in_hw: tuple[int, int], max_hw: int = GLOBAL_POOL_MAX_HW) -> list[int]:
+    """AvgPool kernels (= strides, each in {8, 4, 2}) that shrink ``in_hw`` to H*W <= ``max_hw``.
+
+    Every step averages equal, non-overlapping windows, so the final global mean equals the mean
+    over ``in_hw``. Raises :class:`NpuRewriteError` when no such cascade exists.
+    """
+    h, w = in_hw
+    plan: list[int] = []
+    while h * w > max_hw:
+        k = next((k for k in POOL_KERNELS if h % k == 0 and w % k == 0), None)
+        if k is None:
+            raise NpuRewriteError(
+                f"global pooling over {in_hw[0]}x{in_hw[1]} cannot be cut to H*W <= {max_hw} with "
+                f"AvgPool kernel = stride in {{2, 4, 8}} (stuck at {h}x{w}); choose an input size whose "
+                f"1/32 map has H*W <= {max_hw} or dims divisible by 2")
+        plan.append(k)
+        h, w = h // k, w // k
+    return plan
+
+
+def static_avg_pool(x_nchw: Tensor, size_hw: tuple[int, int]) -> Tensor:
+    """``adaptive_avg_pool2d`` as AvgPool kernel = stride (exact when the sizes divide)."""
+    size_hw = tuple(int(s) for s in size_hw)
+    if size_hw == (1, 1):
+        return cascade_global_pool(x_nchw, size_hw)
+    k = pool_ratio(tuple(int(s) for s in x_nchw.shape[-2:]), size_hw)
+    return x_nchw if k == (1, 1) else F.avg_pool2d(x_nchw, k, k)
+
+
+def cascade_global_pool(x_nchw: Tensor, size_hw: tuple[int, int] = (1, 1)) -> Tensor:
+    """Global average pool as AvgPool(k, k) steps then a GlobalAveragePool over <= 256 elements."""
+    if tuple(int(s) for s in size_hw) != (1, 1):
+        return static_avg_pool(x_nchw, size_hw)
+    for k in cascade_plan(tuple(int(s) for s in x_nchw.shape[-2:])):
+        x_nchw = F.avg_pool2d(x_nchw, k, k)
+    return F.adaptive_avg_pool2d(x_nchw, 1)
+
+
+lite.POOLS.setdefault("static", static_avg_pool)
+lite.POOLS.setdefault("cascade", cascade_global_pool)
+
+
+# ----------------------------------------------------------------------------------------------
+# Trainable NPU variant
+# ----------------------------------------------------------------------------------------------
+class NpuChannelWeighting(nn.Module):
+    """The NPU block: conditional channel weighting over *all* channels, with a residual.
+
+    Per branch ``i`` (``x_i`` of C_i channels)::
+
+        p_i   = AvgPool(k = stride = size ratio)(x_i)              # to the smallest branch's size
+        h     = ReLU(BN(conv1x1(concat_i p_i)))                    # cross-resolution context
+        w_i   = sigmoid(BN(conv1x1_i(h)))                          # cross-resolution weights
+              * sigmoid(conv(ReLU(conv(GAP(p_i)))))                # spatial (global) weights
+        out_i = x_i + BN(dw3x3_i(x_i * nearest_upsample(w_i)))
+
+    Versus the official LITE block: no split/concat/shuffle (every channel is weighted and
+    convolved, a residual keeps the identity path the untouched half gave), and the spatial
+    weighting pools the already-pooled map (<= 256 elements at 256x192 and 384x288) instead of the
+    full map, so both weights are combined at low resolution and applied with one Resize + Mul.
+    """
+
+    def __init__(self, channels: list[int], reduce_ratio: int) -> None:
+        super().__init__()
+        total = sum(channels)
+        hidden = max(1, total // reduce_ratio)
+        self.crw_conv1 = conv_bn_act(total, hidden, 1, act="relu")
+        self.crw_conv2 = nn.ModuleList(conv_bn_act(hidden, c, 1, act=None) for c in channels)
+        self.sw = nn.ModuleList(nn.Sequential(
+            conv_bn_act(c, max(1, c // 4), 1, norm=False, act="relu"),
+            conv_bn_act(max(1, c // 4), c, 1, norm=False, act=None)) for c in channels)
+        self.depthwise_convs = nn.ModuleList(conv_bn_act(c, c, 3, groups=c, act=None) for c in channels)
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        small_hw = tuple(int(s) for s in xs[-1].shape[-2:])
+        means = [cascade_global_pool(static_avg_pool(x, small_hw)) for x in xs]
+        hidden = self.crw_conv1(torch.cat(means, dim=1))
+        outs = []
+        for x, m, crw2, sw, dw in zip(xs, means, self.crw_conv2, self.sw, self.depthwise_convs):
+            w = torch.sigmoid(crw2(hidden) + sw(m))
+            outs.append(x + dw(x * w))
+        return outs
+
+
+class NpuHRModule(lite.LiteHRModule):
+    """``num_blocks`` :class:`NpuChannelWeighting` blocks, then the official fuse layers."""
+
+    def __init__(self, channels: list[int], num_blocks: int, reduce_ratio: int, with_fuse: bool = True) -> None:
+        nn.Module.__init__(self)
+        self.block = "LITE"            # LiteHRModule.forward runs self.layers over the branch list
+        self.num_branches = len(channels)
+        self.in_channels = list(channels)
+        self.layers = nn.Sequential(*[NpuChannelWeighting(channels, reduce_ratio) for _ in range(num_blocks)])
+        self.with_fuse = with_fuse and self.num_branches > 1
+        self.multiscale_output = True
+        if self.with_fuse:
+            self.fuse_layers = lite.make_fuse_layers(channels, self.num_branches)
+            self.relu = nn.ReLU()
+
+
+class LiteHRNetNpu(lite.LiteHRNet):
+    """Lite-HRNet with NPU blocks; stem without shuffle; same transitions, fuse and head."""
+
+    def __init__(self, row: dict, in_channels: int = 3) -> None:
+        nn.Module.__init__(self)
+        stem_channels, stem_out, expand_ratio = row["stem"]
+        self.stem = lite.Stem(in_channels, stem_channels, stem_out, expand_ratio, lite.NoShuffle)
+        self.num_stages = len(row["num_modules"])
+        channels_last = [stem_out]
+        for s in range(self.num_stages):
+            channels = list(row["num_channels"][s])
+            setattr(self, f"transition{s}", lite.make_transition(channels_last, channels))
+            modules = [NpuHRModule(channels, row["num_blocks"][s], row["reduce_ratios"][s], row.get("with_fuse", True))
+                       for _ in range(row["num_modules"][s])]
+            setattr(self, f"stage{s}", nn.Sequential(*modules))
+            channels_last = channels
+        self.with_head = True
+        self.head_layer = lite.IterativeHead(channels_last)
+        self.out_channels = channels_last[0]
+
+
+def build_litehrnet_npu(row: dict) -> LiteHRNetNpu:
+    """Builder for rows with ``arch: litehrnet_npu``."""
+    return LiteHRNetNpu(row)
+
+
+def _npu_row(official: str) -> dict:
+    from .variants import VARIANTS
+
+    row = copy.deepcopy(VARIANTS[official])
+    row.update(arch="litehrnet_npu", channel_shuffle="none", cross_res_pool="static",
+               spatial_pool="cascade", npu_of=official, published={})
+    return row
+
+
+NPU_VARIANTS: dict[str, dict] = {
+    "litehrnet_18_npu": _npu_row("litehrnet_18"),
+    "litehrnet_30_npu": _npu_row("litehrnet_30"),
+}
+NPU_BUILDERS = {"litehrnet_npu": build_litehrnet_npu}
+
+
+def _register_builders() -> None:
+    """Add :data:`NPU_BUILDERS` to ``litehrnet.models.BACKBONE_BUILDERS`` (defined before this
+    module is imported by the package ``__init__``)."""
+    import sys
+
+    package = sys.modules.get(__package__)
+    builders = getattr(package, "BACKBONE_BUILDERS", None)
+    if isinstance(builders, dict):
+        for arch, fn in NPU_BUILDERS.items():
+            builders.setdefault(arch, fn)
+
+
+_register_builders()
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact rewrite: helpers
+# ----------------------------------------------------------------------------------------------
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[Tensor, Tensor]:
+    """Conv weight and bias with an eval-mode BatchNorm folded in."""
+    w = conv.weight.detach().clone()
+    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+    if bn is not None:
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        w = w * scale.reshape(-1, 1, 1, 1)
+        b = (b - bn.running_mean) * scale + bn.bias.detach()
+    return w, b
+
+
+def _make_conv(w: Tensor, b: Tensor, stride=1, padding=0, depthwise: bool = False) -> nn.Conv2d:
+    """A plain ``nn.Conv2d`` with bias holding ``w`` / ``b`` (depthwise when asked)."""
+    out_ch, k = w.shape[0], w.shape[-1]
+    groups = out_ch if depthwise else 1
+    conv = nn.Conv2d(w.shape[1] * groups, out_ch, k, stride=stride, padding=padding, groups=groups)
+    conv.weight.data.copy_(w)
+    conv.bias.data.copy_(b)
+    return conv
+
+
+def _conv_like(conv: nn.Conv2d, w: Tensor, b: Tensor) -> nn.Conv2d:
+    return _make_conv(w, b, conv.stride, conv.padding, depthwise=conv.groups > 1)
+
+
+def _cba(seq: nn.Sequential) -> tuple[nn.Conv2d, nn.BatchNorm2d | None, str | None]:
+    """Unpack a ``conv_bn_act`` Sequential into (conv, bn or None, 'relu' | 'sigmoid' | None)."""
+    conv = seq.conv
+    bn = getattr(seq, "bn", None)
+    act = getattr(seq, "act", None)
+    name = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid"}.get(type(act)) if act is not None else None
+    return conv, bn, name
+
+
+def _inverse(perm: np.ndarray) -> np.ndarray:
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(perm))
+    return inv
+
+
+def _shuffle_perm(channels: int, groups: int = 2) -> np.ndarray:
+    """Pre-shuffle index of every post-shuffle channel: out[k] = in[(k % g) * C/g + k // g]."""
+    k = np.arange(channels)
+    return (k % groups) * (channels // groups) + k // groups
+
+
+def _permuted_conv(conv: nn.Conv2d, bn, in_phys2log: np.ndarray | None,
+                   out_log_of_phys: np.ndarray | None) -> nn.Conv2d:
+    """Folded conv whose input channels arrive in a physical order (``in_phys2log[r]`` = logical
+    channel held by physical channel r) and whose output is written in a physical order
+    (``out_log_of_phys[q]`` = logical output channel to put at physical q)."""
+    w, b = _fold(conv, bn)
+    if conv.groups > 1:  # depthwise: one permutation for both sides
+        idx = in_phys2log if in_phys2log is not None else out_log_of_phys
+        if idx is not None:
+            w, b = w[torch.as_tensor(idx)], b[torch.as_tensor(idx)]
+        return _conv_like(conv, w, b)
+    if in_phys2log is not None:
+        w = w[:, torch.as_tensor(in_phys2log)]
+    if out_log_of_phys is not None:
+        w, b = w[torch.as_tensor(out_log_of_phys)], b[torch.as_tensor(out_log_of_phys)]
+    return _conv_like(conv, w, b)
+
+
+ACTS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, None: nn.Identity}
+
+
+def _seq_dw_pw(seq: nn.Sequential, in_perm: np.ndarray | None, out_perm: np.ndarray | None) -> nn.Sequential:
+    """Rewrite a ``dw_pw`` Sequential (dw, bn, pw, bn[, relu]) for permuted input/output."""
+    inv_in = None if in_perm is None else _inverse(in_perm)
+    inv_out = None if out_perm is None else _inverse(out_perm)
+    layers = [_permuted_conv(seq[0], seq[1], inv_in, None),
+              _permuted_conv(seq[2], seq[3], inv_in, inv_out)]
+    if len(seq) > 4:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _cba_permuted(seq: nn.Sequential, inv_in: np.ndarray | None = None,
+                  inv_out: np.ndarray | None = None) -> nn.Sequential:
+    """Rewrite a ``conv_bn_act`` Sequential: BN folded, channels permuted, same activation."""
+    conv, bn, act = _cba(seq)
+    return nn.Sequential(_permuted_conv(conv, bn, inv_in, inv_out), ACTS[act]())
+
+
+def _shuffle_index(module: nn.Module, channels: int) -> np.ndarray:
+    """Pre-shuffle index of every post-shuffle channel for a shuffle module of the zoo."""
+    if isinstance(module, lite.ChannelShuffle):
+        return _shuffle_perm(channels, module.groups)
+    if isinstance(module, lite.NoShuffle):
+        return np.arange(channels)
+    raise NpuRewriteError(f"unknown channel shuffle module {type(module).__name__}")
+
+
+def _halve(hw: tuple[int, int]) -> tuple[int, int]:
+    """Output size of a 3x3 stride-2 pad-1 conv."""
+    return (hw[0] + 1) // 2, (hw[1] + 1) // 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact rewrite: modules (inference only, BN folded; each carries its branch permutations)
+# ----------------------------------------------------------------------------------------------
+class NpuStem(nn.Module):
+    """Official stem with conv1 split into two convs (no Split op) and the shuffle as a permutation."""
+
+    def __init__(self, stem: lite.Stem) -> None:
+        super().__init__()
+        conv, bn, _ = _cba(stem.conv1)
+        w, b = _fold(conv, bn)
+        half = w.shape[0] // 2
+        self.conv1a = nn.Sequential(_make_conv(w[:half], b[:half], conv.stride, conv.padding), nn.ReLU())
+        self.conv1b = nn.Sequential(_make_conv(w[half:], b[half:], conv.stride, conv.padding), nn.ReLU())
+        self.branch1 = nn.Sequential(*[_cba_permuted(s) for s in stem.branch1])
+        self.branch2 = nn.Sequential(*[_cba_permuted(s) for s in
+                                       (stem.expand_conv, stem.depthwise_conv, stem.linear_conv)])
+        self.out_perm = _shuffle_index(stem.shuffle, stem.out_channels)
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        return torch.cat((self.branch1(self.conv1a(x_nchw)), self.branch2(self.conv1b(x_nchw))), dim=1)
+
+
+class NpuLiteBlock(nn.Module):
+    """A LITE block over all channels of each branch, in each branch's physical channel order.
+
+    Channels the official block leaves untouched get: zero columns in every 1x1 conv that reads
+    them, an identity depthwise kernel, and weights sigmoid(+20) = 1 from both weighting steps.
+    """
+
+    def __init__(self, block: lite.ConditionalChannelWeighting, perms: list[np.ndarray],
+                 branch_hw: list[tuple[int, int]]) -> None:
+        super().__init__()
+        channels = [len(p) for p in perms]
+        invs = [_inverse(p) for p in perms]
+        # per branch: physical positions of processed channels and their index in the second half
+        proc = [np.nonzero(inv >= c // 2)[0] for inv, c in zip(invs, channels)]
+        half_idx = [inv[q] - c // 2 for inv, q, c in zip(invs, proc, channels)]
+        half_off = np.cumsum([0] + [c // 2 for c in channels])
+        full_off = np.cumsum([0] + channels)
+        crw = block.cross_resolution_weighting
+
+        self.pool_kernels = [pool_ratio(hw, branch_hw[-1]) for hw in branch_hw]
+        w1, b1 = _fold(*_cba(crw.conv1)[:2])
+        w = torch.zeros(w1.shape[0], full_off[-1], 1, 1)
+        for i in range(len(channels)):
+            w[:, full_off[i] + proc[i]] = w1[:, half_off[i] + half_idx[i]]
+        self.crw_conv1 = nn.Sequential(_make_conv(w, b1), nn.ReLU())
+        w2, b2 = _fold(*_cba(crw.conv2)[:2])
+        self.crw_conv2 = nn.ModuleList()
+        self.dw = nn.ModuleList()
+        self.sw_conv1 = nn.ModuleList()
+        self.sw_conv2 = nn.ModuleList()
+        for i, c in enumerate(channels):
+            rows = half_off[i] + half_idx[i]
+            self.crw_conv2.append(self._weights_conv(w2[rows], b2[rows], proc[i], c))
+            wd, bd = _fold(*_cba(block.depthwise_convs[i])[:2])
+            w_dw = torch.zeros(c, 1, 3, 3)
+            w_dw[:, 0, 1, 1] = 1.0
+            b_dw = torch.zeros(c)
+            w_dw[proc[i]], b_dw[proc[i]] = wd[half_idx[i]], bd[half_idx[i]]
+            self.dw.append(_make_conv(w_dw, b_dw, padding=1, depthwise=True))
+            sw = block.spatial_weighting[i]
+            ws1, bs1 = _fold(sw.conv1.conv, None)
+            w = torch.zeros(ws1.shape[0], c, 1, 1)
+            w[:, proc[i]] = ws1[:, half_idx[i]]
+            self.sw_conv1.append(nn.Sequential(_make_conv(w, bs1), nn.ReLU()))
+            ws2, bs2 = _fold(sw.conv2.conv, None)
+            self.sw_conv2.append(self._weights_conv(ws2[half_idx[i]], bs2[half_idx[i]], proc[i], c))
+        self.cascades = [cascade_plan(hw) for hw in branch_hw]
+        self.out_perms = [p[_shuffle_index(sh, c)] for p, sh, c in zip(perms, block.shuffles, channels)]
+
+    @staticmethod
+    def _weights_conv(w_proc: Tensor, b_proc: Tensor, proc: np.ndarray, channels: int) -> nn.Sequential:
+        """1x1 conv + sigmoid giving the official weights on ``proc`` channels and 1.0 elsewhere."""
+        w = torch.zeros(channels, w_proc.shape[1], 1, 1)
+        b = torch.full((channels,), ONE_LOGIT)
+        w[proc], b[proc] = w_proc, b_proc
+        return nn.Sequential(_make_conv(w, b), nn.Sigmoid())
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        pooled = [x if k == (1, 1) else F.avg_pool2d(x, k, k) for x, k in zip(xs, self.pool_kernels)]
+        hidden = self.crw_conv1(torch.cat(pooled, dim=1))
+        outs = []
+        for i, x in enumerate(xs):
+            weights = self.crw_conv2[i](hidden)
+            if self.pool_kernels[i] != (1, 1):
+                weights = F.interpolate(weights, scale_factor=[float(k) for k in self.pool_kernels[i]],
+                                        mode="nearest")
+            x = self.dw[i](x * weights)
+            s = x
+            for k in self.cascades[i]:
+                s = F.avg_pool2d(s, k, k)
+            s = self.sw_conv2[i](self.sw_conv1[i](F.adaptive_avg_pool2d(s, 1)))
+            outs.append(x * s)
+        return outs
+
+
+class NpuFuse(nn.Module):
+    """Official fuse layers (with the double-add quirk) writing each row in its branch's layout."""
+
+    def __init__(self, module: lite.LiteHRModule, perms: list[np.ndarray]) -> None:
+        super().__init__()
+        invs = [_inverse(p) for p in perms]
+        self.num_branches = len(perms)
+        self.rows = nn.ModuleList()
+        for i, row in enumerate(module.fuse_layers):
+            out_row = nn.ModuleList()
+            for j, layer in enumerate(row):
+                if j == i:
+                    out_row.append(nn.Identity())
+                elif j > i:  # 1x1 conv + BN + nearest upsample
+                    conv = _permuted_conv(layer[0], layer[1], invs[j], invs[i])
+                    out_row.append(nn.Sequential(conv, nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
+                else:  # chain of stride-2 dw_pw steps; the input layout is branch j's
+                    steps = list(layer)
+                    out_row.append(nn.Sequential(*[
+                        _seq_dw_pw(s, perms[j] if k == 0 else None, perms[i] if k == len(steps) - 1 else None)
+                        for k, s in enumerate(steps)]))
+            self.rows.append(out_row)
+        self.out_perms = list(perms[: len(self.rows)])
+
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        row0 = self.rows[0]
+        acc0 = xs[0] + xs[0]
+        for j in range(1, self.num_branches):
+            acc0 = acc0 + row0[j](xs[j])
+        outs = [F.relu(acc0)]
+        for i in range(1, len(self.rows)):
+            down = self.rows[i][0](acc0)
+            acc = down + down
+            for j in range(1, self.num_branches):
+                acc = acc + (xs[j] if j == i else self.rows[i][j](xs[j]))
+            outs.append(F.relu(acc))
+        return outs
+
+
+class NpuTransition(nn.Module):
+    """Stage transition; branches without a layer pass through with their permutation."""
+
+    def __init__(self, transition: nn.ModuleList, perms: list[np.ndarray]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList()
+        self.sources: list[int] = []
+        self.out_perms: list[np.ndarray] = []
+        for j, layer in enumerate(transition):
+            src = min(j, len(perms) - 1)
+            self.sources.append(src)
+            if layer is None:
+                self.layers.append(nn.Identity())
+                self.out_perms.append(perms[src])
+                continue
+            steps = [layer] if isinstance(layer[0], nn.Conv2d) else list(layer)
+            self.layers.append(nn.Sequential(*[
+                _seq_dw_pw(s, perms[src] if k == 0 else None, None) for k, s in enumerate(steps)]))
+            self.out_perms.append(np.arange(steps[-1][2].out_channels))
+
+    def forward(self, ys: list[Tensor]) -> list[Tensor]:
+        return [layer(ys[src]) for layer, src in zip(self.layers, self.sources)]
+
+
+class NpuIterativeHead(nn.Module):
+    """IterativeHead whose projections write the next (higher-resolution) branch's layout."""
+
+    def __init__(self, head: lite.IterativeHead, perms: list[np.ndarray],
+                 branch_hw: list[tuple[int, int]]) -> None:
+        super().__init__()
+        n = len(perms)
+        self.projects = nn.ModuleList()
+        for k, project in enumerate(head.projects):
+            b = n - 1 - k
+            inv_in = _inverse(perms[b])
+            inv_out = _inverse(perms[b - 1]) if b > 0 else None
+            self.projects.append(nn.Sequential(
+                _cba_permuted(project.depthwise_conv, inv_in),
+                _cba_permuted(project.pointwise_conv, inv_in, inv_out)))
+        self.sizes = [tuple(branch_hw[n - 1 - k]) for k in range(n)]
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        prev: Tensor | None = None
+        for x, project, size in zip(xs[::-1], self.projects, self.sizes):
+            if prev is not None:
+                x = x + F.interpolate(prev, size=size, mode="bilinear", align_corners=True)
+            prev = project(x)
+        return prev
+
+
+class NpuLiteHRNet(nn.Module):
+    """Inference-only Lite-HRNet rewritten for one input size: same function, NPU-friendly graph."""
+
+    def __init__(self, backbone: lite.LiteHRNet, input_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.input_hw = tuple(int(v) for v in input_hw)
+        if not backbone.with_head:
+            raise NpuRewriteError("to_npu_rewrite needs a Lite-HRNet with its IterativeHead (with_head=True)")
+        self.stem = NpuStem(backbone.stem)
+        hw0 = _halve(_halve(self.input_hw))
+        perms = [self.stem.out_perm]
+        self.stages = nn.ModuleList()
+        for s in range(backbone.num_stages):
+            transition = NpuTransition(getattr(backbone, f"transition{s}"), perms)
+            perms = transition.out_perms
+            branch_hw = [hw0]
+            for _ in range(1, len(perms)):
+                branch_hw.append(_halve(branch_hw[-1]))
+            steps: list[nn.Module] = [transition]
+            for module in getattr(backbone, f"stage{s}"):
+                if module.block != "LITE":
+                    raise NpuRewriteError(f"to_npu_rewrite handles LITE blocks only, got {module.block}")
+                for block in module.layers:
+                    steps.append(NpuLiteBlock(block, perms, branch_hw))
+                    perms = steps[-1].out_perms
+                if module.with_fuse:
+                    steps.append(NpuFuse(module, perms))
+                    perms = steps[-1].out_perms
+                if not module.multiscale_output:
+                    raise NpuRewriteError("to_npu_rewrite needs multiscale_output=True modules")
+            self.stages.append(nn.Sequential(*steps))
+        self.head_layer = NpuIterativeHead(backbone.head_layer, perms, branch_hw)
+        self.out_channels = backbone.out_channels
+
+    def forward(self, x_nchw: Tensor) -> Tensor:
+        if tuple(x_nchw.shape[-2:]) != self.input_hw:
+            raise NpuRewriteError(f"this NPU rewrite is built for input {self.input_hw}, got "
+                                  f"{tuple(x_nchw.shape[-2:])}; rewrite again for the new size")
+        ys = [self.stem(x_nchw)]
+        for stage in self.stages:
+            ys = stage(ys)
+        return self.head_layer(ys)
+
+
+def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int]) -> nn.Module:
+    """Exact NPU-friendly rewrite of an official Lite-HRNet ``PoseModel`` at ``input_hw``.
+
+    Returns a new eval-mode ``PoseModel`` (variant ``<variant>_npu_rewrite``) whose backbone is an
+    :class:`NpuLiteHRNet`; the keypoint head is copied unchanged. Raises :class:`NpuRewriteError`
+    for non-Lite-HRNet models or sizes without an exact static-pool rewrite.
+    """
+    from .pose_model import PoseModel
+
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, lite.LiteHRNet):
+        name = getattr(model, "variant", type(model).__name__)
+        raise NpuRewriteError(f"to_npu_rewrite needs a Lite-HRNet PoseModel (LITE blocks), got {name!r}")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        rewritten = NpuLiteHRNet(backbone, input_hw)
+        head = copy.deepcopy(model.keypoint_head)
+    model.train(was_training)
+    out = PoseModel(rewritten, head, f"{model.variant}_npu_rewrite", tuple(input_hw))
+    return out.eval()
