@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--img-path", type=Path, required=True, help="folder, .txt list of images, or video")
     add_chain_arguments(parser)
     parser.add_argument("--save-path", type=Path, required=True, help="output JSON (list of records)")
-    parser.add_argument("--coco-out", type=Path, help="also write COCO keypoint results (image id from file name)")
+    parser.add_argument("--coco-out", type=Path, help="also write COCO keypoint results (image id from the file name, OKS-NMSed)")
     parser.add_argument("--skipped-out", type=Path, help="write the skipped inputs and reasons as JSON")
     return parser.parse_args(argv)
 

@@ -12,6 +12,7 @@ detections (a COCO results JSON).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from litehrnet.config import ConfigError, load_config, parse_cli_options
@@ -39,7 +40,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     over = parse_cli_options(args.cfg_options)
     data, test = over.setdefault("data", {}), over.setdefault("test", {})
     if args.det_file:
-        data["det_file"] = args.det_file
+        data["det_file"] = os.path.abspath(args.det_file)  # relative to the working directory
         data["use_gt_bbox"] = False
     if args.use_gt_bbox:
         if args.det_file:
@@ -60,6 +61,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.det_file and not os.path.isfile(args.det_file):
+        print(f"error: {args.det_file}: detection file (--det-file) not found; pass a COCO results JSON "
+              "of person boxes", file=sys.stderr)
+        return 1
     try:
         cfg = load_config(args.config, _overrides(args))
     except ConfigError as exc:
@@ -70,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         metrics = run_test(cfg, args.checkpoint, out_json=args.out, device=args.device, progress=True)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, KeyError) as exc:  # data, checkpoint and config errors: one line
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return 1
     width = max(len(k) for k in metrics)
     for name, value in metrics.items():

@@ -27,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt", type=Path, required=True, help="COCO keypoints JSON or Kneron-style landmark JSON")
     parser.add_argument("--pred", type=Path, required=True, help="output of inference_e2e.py")
     parser.add_argument("--out", type=Path, help="also write the metrics as JSON")
+    parser.add_argument("--nms", choices=("oks", "soft_oks", "none"), default="oks",
+                        help="per-image pose NMS before COCO scoring (default: oks, threshold 0.9, as the official test)")
     args = parser.parse_args(argv)
     try:
         gt, records = read_json(args.gt, "ground truth"), read_json(args.pred, "predictions")
         if not isinstance(records, list) or any(not isinstance(r, dict) or "img_path" not in r for r in records):
             raise ParamsError(f"{args.pred}: expected the list of records written by inference_e2e.py")
         if is_coco_keypoints(gt):
-            metrics = score_coco(records, args.gt)
+            metrics = score_coco(records, args.gt, args.nms)
         elif isinstance(gt, list):
             metrics = score_landmarks(records, gt)
         else:

@@ -33,12 +33,12 @@ class AnnotationError(ValueError):
     """An annotation or detection file is missing or malformed."""
 
 
-def _read_json(path: str | os.PathLike):
+def _read_json(path: str | os.PathLike, what: str = "annotation file", hint: str = "check data.root and the *_ann keys"):
     try:
         with open(path, "r", encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise AnnotationError(f"{path}: annotation file not found; check data.root and the *_ann keys") from None
+        raise AnnotationError(f"{path}: {what} not found; {hint}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: not valid JSON ({exc}); re-download or regenerate the file") from None
 
@@ -116,7 +116,7 @@ def _clean_bbox(bbox, width: float, height: float) -> np.ndarray | None:
 def load_coco_det_records(det_file, ann_file, img_dir, num_keypoints: int, score_thr: float = 0.0) -> list[dict]:
     """Person detections (COCO results JSON) as records; image names from the GT ``ann_file``."""
     images = _coco_images(_read_json(ann_file), ann_file)
-    dets = _read_json(det_file)
+    dets = _read_json(det_file, "detection file", "check data.det_file (or pass --det-file)")
     _require(isinstance(dets, list), det_file, "detections must be a JSON list of {image_id, bbox, score, category_id}")
     records = []
     for i, det in enumerate(dets):

@@ -5,7 +5,9 @@ Accepted layouts (boxes ``[l, t, w, h]`` or ``[l, t, w, h, score]`` in image pix
 * a dict ``{"<img_path or file name>": [[l, t, w, h, score], ...], ...}``;
 * a COCO detection list ``[{"image_id": 785, "bbox": [l, t, w, h], "score": 0.99,
   "category_id": 1}, ...]`` (``file_name`` may replace ``image_id``; only category 1 is kept),
-  as the official top-down evaluation's detection files are.
+  as the official top-down evaluation's detection files are;
+* a COCO keypoint annotation file (``{"images", "annotations"}``): the ground-truth boxes of the
+  non-crowd people (score 1), looked up by ``file_name`` - top-down evaluation with GT boxes.
 
 :class:`BoxTable` looks images up by the exact recorded path, then by file name, then by the COCO
 image id in the file name.
@@ -42,7 +44,9 @@ class BoxTable:
         except (OSError, ValueError) as exc:
             raise ParamsError(f"{path}: cannot read the boxes JSON ({exc})") from exc
         self.by_key: dict[str | int, np.ndarray] = {}
-        if isinstance(data, dict):
+        if isinstance(data, dict) and {"images", "annotations"} <= set(data):
+            self.by_key = self._from_coco_annotations(data, str(path))
+        elif isinstance(data, dict):
             for key, rows in data.items():
                 boxes = _as_boxes(rows, str(path))
                 self.by_key[key] = boxes
@@ -59,6 +63,15 @@ class BoxTable:
             self.by_key = {k: _as_boxes(v, str(path)) for k, v in grouped.items()}
         else:
             raise ParamsError(f"{path}: expected a dict or a COCO detection list")
+
+    @staticmethod
+    def _from_coco_annotations(data: dict, source: str) -> dict[str | int, np.ndarray]:
+        names = {img["id"]: img["file_name"] for img in data["images"]}
+        grouped: dict[str | int, list] = {name: [] for name in names.values()}
+        for ann in data["annotations"]:
+            if not ann.get("iscrowd", 0) and ann.get("category_id", 1) == 1 and ann["image_id"] in names:
+                grouped[names[ann["image_id"]]].append([*ann["bbox"][:4], 1.0])
+        return {k: _as_boxes(v, source) for k, v in grouped.items()}
 
     def lookup(self, img_path: str) -> np.ndarray:
         """Boxes for ``img_path``; an image absent from the file has no boxes."""

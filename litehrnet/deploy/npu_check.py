@@ -222,8 +222,9 @@ def _rule_slice(node, shapes, consts, row) -> str | None:
         if node.input[4] not in consts:
             return "Slice steps not constant"
         steps = consts[node.input[4]].tolist()
-    if steps is not None and any(s != 1 for s in np.atleast_1d(steps)):
-        return f"Slice steps {list(np.atleast_1d(steps))} (needs 1)"
+    steps = [int(s) for s in np.atleast_1d(steps)] if steps is not None else [1]
+    if any(s != 1 for s in steps):
+        return f"Slice steps {steps} (needs 1)"
     shape = shapes.get(node.input[0])
     if shape is not None and len(shape) > 4:
         return f"Slice on a rank-{len(shape)} tensor"

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from litehrnet.evaluation import people_to_coco_results
 from litehrnet.keypoints import COCO_BODY_17
 
 from .solution import PoseResult
@@ -44,29 +45,39 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
 
 
 def coco_image_id(img_path: str) -> int | None:
-    """COCO image id from a file name like ``000000000139.jpg`` (the last run of digits)."""
-    digits = re.findall(r"\d+", Path(img_path.split("#")[0]).stem)
-    return int(digits[-1]) if digits else None
+    """COCO image id from the file name: ``000000000139.jpg`` -> 139, ``COCO_val2014_000000000139.jpg`` -> 139.
 
-
-def coco_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """COCO keypoint results (``image_id, category_id=1, keypoints [x, y, s]*K, score``).
-
-    The person score is the box score times the mean keypoint score above 0.2 (the usual
-    top-down rescoring); images whose name carries no number are left out.
+    The stem must be all digits, or end in ``_<digits>``; other names have no id (``None``).
     """
-    out = []
+    stem = Path(img_path.split("#")[0]).stem
+    match = re.fullmatch(r"(?:.*_)?(\d+)", stem)
+    return int(match.group(1)) if match else None
+
+
+def records_to_people(records: list[dict[str, Any]], image_id_of) -> tuple[list[dict[str, Any]], int]:
+    """Per-person dicts for :func:`litehrnet.evaluation.people_to_coco_results`.
+
+    ``image_id_of(img_path) -> int | None``; returns the people and the number of records without an id.
+    """
+    people, unmatched = [], 0
     for rec in records:
-        image_id = coco_image_id(rec["img_path"])
+        image_id = image_id_of(rec["img_path"])
         if image_id is None:
+            unmatched += 1
             continue
         for kpts, box in zip(rec["lmk_coco_body_17pts"], rec["bbox"]):
-            kpts = np.asarray(kpts, np.float64)
-            visible = kpts[:, 2] > 0.2
-            kpt_score = float(kpts[visible, 2].mean()) if visible.any() else 0.0
-            out.append({"image_id": image_id, "category_id": 1, "keypoints": kpts.reshape(-1).round(3).tolist(),
-                        "score": float(box[4]) * kpt_score})
-    return out
+            people.append({"image_id": image_id, "keypoints": kpts, "bbox_score": box[4], "area": box[2] * box[3]})
+    return people, unmatched
+
+
+def coco_results(records: list[dict[str, Any]], nms: str = "oks") -> list[dict[str, Any]]:
+    """COCO keypoint results of the records, image ids from the file names (:func:`coco_image_id`).
+
+    Rescored (box score x mean keypoint score above 0.2) and OKS-NMSed per image exactly as the
+    evaluation package does for the top-down test (:func:`litehrnet.evaluation.people_to_coco_results`).
+    """
+    people, _ = records_to_people(records, coco_image_id)
+    return people_to_coco_results(people, nms=nms)
 
 
 def draw_result(img_bgr: np.ndarray, result: PoseResult, kpt_thres: float = 0.3) -> np.ndarray:

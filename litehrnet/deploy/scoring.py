@@ -5,7 +5,8 @@ Two kinds of ground truth:
 * **COCO keypoints file** (``{"images", "annotations", "categories"}``): records are turned into
   COCO results (rescored and OKS-NMSed by :func:`litehrnet.evaluation.people_to_coco_results`)
   and scored with pycocotools (AP, AP50, ..., AR). A record's image is found by its file name
-  (``Path(img_path).name``) among the GT ``images[].file_name``.
+  (``Path(img_path).name``) among the GT ``images[].file_name``; records of other images are
+  counted in ``images_unmatched`` and the score covers only the matched GT images.
 * **Kneron-style JSON** (a list of ``{"img_path", "lmk_coco_body_17pts"}``): landmark distances.
   Records are matched to GT entries by ``img_path`` exactly as Kneron requires; when no path
   matches exactly, the normalised path, then the file name (when unique) are tried, and the
@@ -30,6 +31,7 @@ from litehrnet.evaluation import evaluate_coco_keypoints, people_to_coco_results
 from litehrnet.evaluation.coco import load_coco_gt
 
 from .params import ParamsError
+from .records import records_to_people
 
 
 def read_json(path: str | Path, what: str) -> Any:
@@ -46,26 +48,18 @@ def is_coco_keypoints(gt: Any) -> bool:
     return isinstance(gt, dict) and {"images", "annotations"} <= set(gt)
 
 
-def records_to_people(records: list[dict], file_to_id: dict[str, int]) -> tuple[list[dict], int]:
-    """Per-person dicts for :func:`people_to_coco_results`; returns them and the unmatched image count."""
-    people, unmatched = [], 0
-    for rec in records:
-        image_id = file_to_id.get(Path(rec["img_path"].split("#")[0]).name)
-        if image_id is None:
-            unmatched += 1
-            continue
-        for kpts, box in zip(rec["lmk_coco_body_17pts"], rec["bbox"]):
-            people.append({"image_id": image_id, "keypoints": kpts, "bbox_score": box[4], "area": box[2] * box[3]})
-    return people, unmatched
+def _file_name(img_path: str) -> str:
+    return Path(img_path.split("#")[0]).name
 
 
-def score_coco(records: list[dict], gt_path: str | Path) -> dict[str, float]:
+def score_coco(records: list[dict], gt_path: str | Path, nms: str = "oks") -> dict[str, float]:
+    """COCO keypoint AP/AR over the GT images that the records cover (matched by file name)."""
     coco_gt = load_coco_gt(gt_path)
     file_to_id = {img["file_name"]: img["id"] for img in coco_gt.dataset["images"]}
-    people, unmatched = records_to_people(records, file_to_id)
-    matched_ids = {file_to_id[Path(r["img_path"].split("#")[0]).name] for r in records
-                   if Path(r["img_path"].split("#")[0]).name in file_to_id}
-    metrics = evaluate_coco_keypoints(people_to_coco_results(people), coco_gt, image_ids=matched_ids or None)
+    people, unmatched = records_to_people(records, lambda p: file_to_id.get(_file_name(p)))
+    matched_ids = {file_to_id[_file_name(r["img_path"])] for r in records if _file_name(r["img_path"]) in file_to_id}
+    results = people_to_coco_results(people, nms=nms)
+    metrics = evaluate_coco_keypoints(results, coco_gt, image_ids=matched_ids or None)
     return {**metrics, "images_scored": float(len(matched_ids)), "images_unmatched": float(unmatched)}
 
 

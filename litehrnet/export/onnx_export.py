@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,8 @@ def check_export_args(input_hw: Sequence[int], opset: int) -> tuple[int, int]:
 
 def _trace(model: nn.Module, dummy: torch.Tensor, opset: int) -> onnx.ModelProto:
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # static shapes are intended
         torch.onnx.export(
             model, (dummy,), buffer, dynamo=False, opset_version=opset,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,

@@ -166,7 +166,7 @@ class Trainer:
                      "epoch": self.epoch, "iter": self.global_iter, "best_metric": self.best_metric,
                      "best_metric_name": _metric_key(self.cfg), "best_checkpoint": str(self.best_path or ""),
                      "config": self.cfg, "world_size": self.info.world_size,
-                     "torch_version": torch.__version__},
+                     "torch_version": str(torch.__version__)},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "rng": rng_states,

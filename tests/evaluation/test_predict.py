@@ -18,7 +18,6 @@ from torch import nn
 
 from litehrnet.config import SCHEMA, merge
 from litehrnet.data import HeatmapCodec, heatmap_hw_for
-from litehrnet.keypoints import COCO_BODY_17
 from litehrnet.training.predict import (
     annotation_path,
     build_eval_dataset,
@@ -48,19 +47,20 @@ class OracleModel(nn.Module):
         return torch.stack([self.table[_key(img)] for img in images_nchw])
 
 
-def _oracle_table(dataset, cfg) -> dict[str, torch.Tensor]:
-    codec = HeatmapCodec(INPUT_HW, heatmap_hw_for(INPUT_HW), cfg["data"]["sigma"])
-    perm = COCO_BODY_17.flip_index()
+def _oracle_table(dataset, input_hw, sigma) -> dict[str, torch.Tensor]:
+    """Heatmaps of every crop of ``dataset`` and of its mirror, keyed by the crop's bytes."""
+    codec = HeatmapCodec(input_hw, heatmap_hw_for(input_hw), sigma)
+    perm = dataset.info.flip_index()
     table = {}
     for i in range(len(dataset)):
         item = dataset[i]
         rec = dataset.records[item["index"]]
-        mat = topdown_matrix(item["center_xy"], item["scale_wh_px"], INPUT_HW)
+        mat = topdown_matrix(item["center_xy"], item["scale_wh_px"], input_hw)
         kp_in = affine_points(rec["joints_xy"], mat)
         vis = rec["joints_visible"]
         table[_key(item["img"])] = torch.from_numpy(codec.encode(kp_in, vis)[0])
         kp_mirror = kp_in[perm].copy()
-        kp_mirror[:, 0] = INPUT_HW[1] - 1 - kp_mirror[:, 0]
+        kp_mirror[:, 0] = input_hw[1] - 1 - kp_mirror[:, 0]
         table[_key(torch.flip(item["img"], dims=[2]))] = torch.from_numpy(codec.encode(kp_mirror, vis[perm])[0])
     return table
 
@@ -80,7 +80,7 @@ def dev_cfg(shared_data):
 def oracle(dev_cfg):
     dataset = build_eval_dataset(dev_cfg, "val")
     assert len(dataset) == 80
-    return dataset, OracleModel(_oracle_table(dataset, dev_cfg))
+    return dataset, OracleModel(_oracle_table(dataset, INPUT_HW, dev_cfg["data"]["sigma"]))
 
 
 def _with_test(cfg: dict, **test) -> dict:
@@ -154,3 +154,45 @@ def test_evaluate_model_restores_training_mode(oracle, dev_cfg, tmp_path):
     assert model.training
     assert metrics["AP"] > 0.97 and set(metrics) >= {"AP", "AP50", "AP75", "APm", "APl", "AR"}
     assert out.is_file() and out.stat().st_size > 0
+
+
+def test_mpii_oracle_pckh(shared_data, tmp_path):
+    """MPII path (1-based JSON coordinates, centre/scale records, PCKh by sample index)."""
+    import json
+
+    sample_dir = shared_data / "mmpose_samples/mpii"
+    records = json.loads((sample_dir / "test_mpii.json").read_text())
+    for r in records:  # the sample has no head boxes; a tight head size: 0.5 x head = 3 input px
+        r["head_size"] = 6.0 * (r["scale"] * 200 * 1.25) / 256
+    ann = tmp_path / "mpii_val_heads.json"
+    ann.write_text(json.dumps(records))
+    input_hw = (256, 256)
+    cfg = merge(SCHEMA, {
+        "model": {"input_hw": list(input_hw), "num_keypoints": 16},
+        "data": {"dataset": "mpii", "keypoint_layout": "mpii", "root": str(tmp_path), "val_ann": str(ann),
+                 "val_img_dir": str(sample_dir), "workers": 0},
+        "test": {"metric": "PCKh", "batch_size": 8},
+    })
+    dataset = build_eval_dataset(cfg, "val")
+    model = OracleModel(_oracle_table(dataset, input_hw, cfg["data"]["sigma"]))
+    out = tmp_path / "mpii_results.json"
+    metrics = evaluate_model(model, cfg, "val", out_json=out)
+    assert metrics["PCKh"] == pytest.approx(100.0)
+    assert metrics["PCKh@0.1"] < 100.0  # 0.6 input px: sub-pixel errors are resolved
+    saved = json.loads(out.read_text())
+    assert len(saved) == len(records) and len(saved[0]["keypoints"]) == 16 * 3
+
+
+def test_train_split_is_evaluated_without_augmentation(shared_data):
+    cfg = merge(SCHEMA, {
+        "data": {"root": str(shared_data / "coco_train2017_mini"), "workers": 0,
+                 "train_ann": "annotations/person_keypoints_train2017.json", "train_img_dir": "train2017",
+                 "aug": {"flip_prob": 1.0, "rot_prob": 1.0}},
+        "model": {"input_hw": [128, 96]},
+    })
+    dataset = build_eval_dataset(cfg, "train")
+    dataset.set_epoch(3)
+    first, again = dataset[0], dataset[0]
+    assert not first["flipped"] and first["rotation"] == 0.0
+    assert torch.equal(first["img"], again["img"])
+    assert annotation_path(cfg, "train").name == "person_keypoints_train2017.json"

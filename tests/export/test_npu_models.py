@@ -1,0 +1,131 @@
+"""NPU-friendly Lite-HRNet: static pools, the trainable variant, and the exact rewrite."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from litehrnet.deploy.npu_check import check_model, tensor_shapes
+from litehrnet.export import export_onnx, pose_metadata
+from litehrnet.export.pipeline import real_crop_input
+from litehrnet.keypoints import get_keypoint_info
+from litehrnet.models import VARIANTS, build_model
+from litehrnet.models.npu import (
+    NpuRewriteError,
+    cascade_global_pool,
+    cascade_plan,
+    pool_ratio,
+    static_avg_pool,
+    to_npu_rewrite,
+)
+
+COCO = get_keypoint_info("coco")
+FORBIDDEN_OPS = {"Transpose", "Reshape", "Shape", "Gather", "Split"}
+
+
+def assert_npu_constraints(model: onnx.ModelProto) -> None:
+    """Issue 3, item 2: rank <= 4, no Transpose/Reshape/Shape/Gather, small GAPs, AvgPool k = s."""
+    shapes = tensor_shapes(model)
+    assert max(len(s) for s in shapes.values()) <= 4
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & FORBIDDEN_OPS, ops & FORBIDDEN_OPS
+    for node in model.graph.node:
+        if node.op_type == "GlobalAveragePool":
+            h, w = shapes[node.input[0]][2:]
+            assert h * w <= 256, (node.name, h, w)
+        if node.op_type == "AveragePool":
+            attrs = {a.name: list(a.ints) for a in node.attribute}
+            assert attrs["kernel_shape"] == attrs["strides"] and set(attrs["kernel_shape"]) <= {2, 4, 8}
+    assert check_model(model, "KL720").ok
+
+
+@pytest.mark.parametrize("in_hw,plan", [((64, 48), [8]), ((96, 72), [8]), ((48, 36), [4]),
+                                        ((24, 18), [2]), ((16, 12), []), ((160, 160), [8, 4])])
+def test_cascade_plan_reaches_256(in_hw, plan):
+    assert cascade_plan(in_hw) == plan
+    x = torch.randn(2, 3, *in_hw)
+    torch.testing.assert_close(cascade_global_pool(x), x.mean((2, 3), keepdim=True), rtol=0, atol=1e-6)
+
+
+def test_static_pool_matches_adaptive_and_fails_clearly():
+    x = torch.randn(1, 4, 96, 72)
+    for size in [(12, 9), (24, 18), (48, 36), (96, 72)]:
+        torch.testing.assert_close(static_avg_pool(x, size), F.adaptive_avg_pool2d(x, size), rtol=0, atol=1e-6)
+    with pytest.raises(NpuRewriteError, match="cannot pool 64x50 to 8x7"):
+        pool_ratio((64, 50), (8, 7))
+    with pytest.raises(NpuRewriteError, match="global pooling over 136x136"):
+        cascade_plan((136, 136))  # 544x544 input: 17x17 = 289 > 256 after the 8x8 step
+
+
+def test_npu_variant_rows_are_registered_and_trainable():
+    assert VARIANTS["litehrnet_18_npu"]["arch"] == "litehrnet_npu"
+    assert VARIANTS["litehrnet_30_npu"]["num_modules"] == VARIANTS["litehrnet_30"]["num_modules"]
+    model = build_model("litehrnet_30_npu").train()
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    assert out.shape == (2, 17, 16, 16)
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_npu_variant_export_meets_constraints(tmp_path, officialise_fn):
+    torch.manual_seed(0)
+    model = officialise_fn(build_model("litehrnet_18_npu"), torch.randn(2, 3, 256, 192))
+    meta = pose_metadata("litehrnet_18_npu", (256, 192), "kneron", "rgb", COCO.keypoint_names, COCO.flip_pairs)
+    report = export_onnx(model, tmp_path / "npu.onnx", (256, 192), metadata=meta)
+    assert report.max_abs_diff <= 1e-4
+    assert_npu_constraints(onnx.load(str(tmp_path / "npu.onnx")))
+
+
+def _crops(shared_data, input_hw, n=2):
+    crops = [real_crop_input(input_hw, "torch", "rgb", shared_data / "coco_val2017_dev", i) for i in range(n)]
+    return torch.from_numpy(np.concatenate(crops))
+
+
+@pytest.mark.parametrize("variant", ["litehrnet_18", "litehrnet_30"])
+@pytest.mark.parametrize("input_hw", [(256, 192), (384, 288)])
+def test_rewrite_is_exact_on_real_crops(variant, input_hw, shared_data, officialise_fn):
+    crops = _crops(shared_data, input_hw)
+    torch.manual_seed(1)
+    model = officialise_fn(build_model(variant), crops)
+    rewritten = to_npu_rewrite(model, input_hw)
+    with torch.no_grad():
+        ref, got = model(crops), rewritten(crops)
+    assert ref.abs().max() > 0.1          # O(1) heatmaps, like official weights
+    assert float((ref - got).abs().max()) <= 1e-4
+    assert rewritten.variant == f"{variant}_npu_rewrite"
+
+
+def test_rewrite_onnx_meets_constraints_and_matches_original(tmp_path, officialise_fn):
+    torch.manual_seed(2)
+    x = torch.randn(1, 3, 384, 288)
+    model = officialise_fn(build_model("litehrnet_18"), torch.randn(2, 3, 384, 288))
+    rewritten = to_npu_rewrite(model, (384, 288))
+    meta = pose_metadata(rewritten.variant, (384, 288), "torch", "rgb", COCO.keypoint_names, COCO.flip_pairs)
+    report = export_onnx(rewritten, tmp_path / "rw.onnx", (384, 288), metadata=meta, verify_input=x.numpy())
+    proto = onnx.load(str(tmp_path / "rw.onnx"))
+    assert_npu_constraints(proto)
+    assert "Slice" not in {n.op_type for n in proto.graph.node}
+    from litehrnet.export import run_onnxruntime
+
+    with torch.no_grad():
+        official = model(x).numpy()
+    assert np.abs(run_onnxruntime(proto, x.numpy()) - official).max() <= 1e-4
+    assert report.op_histogram["AveragePool"] > 0
+
+
+def test_rewrite_refuses_what_it_cannot_do_exactly():
+    model = build_model("litehrnet_18")
+    with pytest.raises(NpuRewriteError, match="cannot pool"):
+        to_npu_rewrite(model, (256, 200))
+    with pytest.raises(NpuRewriteError, match="global pooling over 136x136"):
+        to_npu_rewrite(model, (544, 544))
+    with pytest.raises(NpuRewriteError, match="LITE blocks only"):
+        to_npu_rewrite(build_model("naive_litehrnet_18"), (256, 192))
+    rewritten = to_npu_rewrite(model, (256, 192))
+    with pytest.raises(NpuRewriteError, match="built for input"):
+        rewritten(torch.zeros(1, 3, 384, 288))
