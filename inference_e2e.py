@@ -5,7 +5,8 @@
 
 Output: a JSON list of ``{"img_path", "lmk_coco_body_17pts": [[[x, y, score] x 17] per person],
 "bbox": [[l, t, w, h, score] per person]}`` (``[]`` when nobody is found), written atomically.
-Unreadable inputs are skipped and listed with their reason (stderr and ``--skipped-out``).
+Unreadable inputs are skipped and listed with their reason (stderr and ``--skipped-out``); an
+image that fails inside the chain is listed the same way and makes the exit status 1.
 ``img_path`` is the path as found (folder + name) or as written in the list file; frames of a
 video are ``VIDEO#000123``. See docs/inference.md.
 """
@@ -44,13 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, RunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    records, skipped = [], []
-    for img_path, img_bgr, reason in tqdm(iter_inputs(args.img_path), total=count_inputs(args.img_path),
-                                          unit="img", file=sys.stderr):
+    records, skipped, failures = [], [], 0
+    items = tqdm(iter_inputs(args.img_path), total=count_inputs(args.img_path), unit="img", file=sys.stderr)
+    for img_path, img_bgr, reason in items:
         if img_bgr is None:
             skipped.append({"img_path": img_path, "reason": reason})
             continue
-        records.append(make_record(img_path, run_one(solution, boxes, img_path, img_bgr)))
+        try:
+            records.append(make_record(img_path, run_one(solution, boxes, img_path, img_bgr)))
+        except Exception as exc:  # one bad image must not lose the batch; reported and counted
+            failures += 1
+            skipped.append({"img_path": img_path, "reason": f"processing failed: {type(exc).__name__}: {exc}"})
     write_json_atomic(records, args.save_path)
     if args.coco_out:
         write_json_atomic(coco_results(records), args.coco_out)
@@ -59,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     for item in skipped:
         print(f"skipped {item['img_path']}: {item['reason']}", file=sys.stderr)
     persons = sum(len(r["bbox"]) for r in records)
-    print(f"wrote {args.save_path}: {len(records)} image(s), {persons} person(s), {len(skipped)} skipped", file=sys.stderr)
-    return 0
+    print(f"wrote {args.save_path}: {len(records)} image(s), {persons} person(s), {len(skipped)} skipped",
+          file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

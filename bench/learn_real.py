@@ -1,6 +1,6 @@
 """It learns on real data: litehrnet_18 trained on CPU on ../shared/data/coco_train2017_mini.
 
-    python bench/learn_real.py [--minutes 25] [--input-hw 128 96] [--batch 16] [--lr 0.004] [--threads 2]
+    python bench/learn_real.py [--minutes 25] [--input-hw 128 96] [--batch 16] [--lr 0.004] [--threads 1]
 
 The 80 COCO train2017 images (86 people with keypoints) are both the training set and the
 evaluation set: the benchmark shows that the training path (data pipeline, loss, optimiser,
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-hw", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=4e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy machine)")
     parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", help="default: a temporary folder")

@@ -3,11 +3,12 @@
     python bench/model_speed.py [--variants litehrnet_18 hrnet_w32] [--runs 50] [--warmup 5]
                                 [--threads 1 2] [--shape 256 192]
 
-For each thread count and variant: build the model (17 keypoints, eval mode), run ``--warmup``
-forward passes, then ``--runs`` timed passes of a 1x3xHxW input; report the median (and the
-25th/75th percentiles) in milliseconds and the ratio of medians to ``litehrnet_18`` measured in
-the same run. The reference is always measured, first. On a shared machine the absolute
-numbers are noisy; the ratios are the comparable figure. Ends with ``RESULT`` lines.
+For each thread count: build every model (17 keypoints, eval mode), run ``--warmup`` forward
+passes each, then ``--runs`` timed rounds of a 1x3xHxW input in which every variant runs once
+(interleaved, so background load affects all alike); report the median (and the 25th/75th
+percentiles) in milliseconds and the ratio of medians to ``litehrnet_18`` (always measured, in
+the same rounds). On a shared machine absolute numbers are noisy; the ratios are the comparable
+figure. Ends with ``RESULT`` lines.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ from litehrnet.models import VARIANTS, build_model  # noqa: E402
 REFERENCE = "litehrnet_18"
 
 
-def time_forward_ms(model: torch.nn.Module, input_hw: tuple[int, int], runs: int, warmup: int) -> list[float]:
-    """Wall-clock milliseconds of ``runs`` forward passes after ``warmup`` untimed ones."""
+def time_interleaved_ms(models: dict[str, torch.nn.Module], input_hw: tuple[int, int], runs: int,
+                        warmup: int) -> dict[str, list[float]]:
+    """Per variant, wall-clock milliseconds of ``runs`` forward passes after ``warmup`` untimed
+    ones. Runs are interleaved round-robin over the variants, so load from other processes on a
+    shared machine hits every variant alike and the ratios stay meaningful."""
     x = torch.randn(1, 3, *input_hw)
-    times = []
+    times: dict[str, list[float]] = {v: [] for v in models}
     with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
+        for model in models.values():
+            for _ in range(warmup):
+                model(x)
         for _ in range(runs):
-            start = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - start) * 1e3)
+            for v, model in models.items():
+                start = time.perf_counter()
+                model(x)
+                times[v].append((time.perf_counter() - start) * 1e3)
     return times
 
 
@@ -69,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         print(f"\nthreads={threads}")
         print(f"{'variant':<28}{'median ms':>11}{'p25':>9}{'p75':>9}{'x ' + REFERENCE:>18}")
+        times = time_interleaved_ms(models, input_hw, args.runs, args.warmup)
         for v in variants:
-            q1, med, q3 = quartiles(time_forward_ms(models[v], input_hw, args.runs, args.warmup))
+            q1, med, q3 = quartiles(times[v])
             results[(v, threads)] = med
             ratio = med / results[(REFERENCE, threads)]
-            print(f"{v:<28}{med:>11.2f}{q1:>9.2f}{q3:>9.2f}{ratio:>18.2f}")
+            print(f"{v:<28}{med:>11.2f}{q1:>9.2f}{q3:>9.2f}{ratio:>18.2f}", flush=True)
     print()
     for (v, threads), med in results.items():
         print(f"RESULT latency_ms_{v}_t{threads}={med:.2f}")

@@ -1,11 +1,13 @@
 """Training throughput on CPU: our litehrnet_18 vs mmpose 1.3.2's LiteHRNet, same run, same step.
 
-    python bench/train_speed.py [--batch 16] [--input-hw 256 192] [--steps 8] [--rounds 5] [--threads 1]
+    python bench/train_speed.py [--batch 8] [--input-hw 256 192] [--steps 15] [--threads 1]
 
 Both models get the same head (1x1 conv 40 -> 17 with bias), the same loss (our JointsMSELoss with
 target weights), the same optimiser (Adam, lr 2e-3) and identical random batches. One training step
-is forward + loss + backward + optimiser step. Rounds alternate between the two models so that load
-from other processes on a shared machine hits both alike; the median round is reported.
+is forward + loss + backward + optimiser step. Steps alternate between the two models so that load
+from other processes on a shared machine hits both alike. Throughput is batch / median step time
+in CPU seconds of this process (time.process_time, one torch thread), which a busy shared machine
+disturbs far less than wall time; wall-clock samples/s are printed beside it.
 mmpose is the test-only reference install (requirements-ref.txt), imported without its package
 ``__init__`` through ``tests/conftest.py::import_mmpose_module``.
 
@@ -65,30 +67,28 @@ def build_mmpose_model() -> nn.Module:
     return MmposeWithHead(backbone)
 
 
-def time_round(model: nn.Module, opt, loss_fn, batches, steps: int) -> float:
-    """Seconds for ``steps`` training steps."""
-    start = time.perf_counter()
-    for i in range(steps):
-        img, target, weight = batches[i % len(batches)]
-        loss = loss_fn(model(img), target, weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+def time_step(model: nn.Module, opt, loss_fn, batch) -> tuple[float, float]:
+    """(CPU seconds of this process, wall seconds) for one training step."""
+    img, target, weight = batch
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    loss = loss_fn(model(img), target, weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return time.process_time() - cpu0, time.perf_counter() - wall0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--input-hw", type=int, nargs=2, default=[256, 192], metavar=("H", "W"))
-    parser.add_argument("--steps", type=int, default=6, help="training steps per timed round")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per model (alternating)")
+    parser.add_argument("--steps", type=int, default=15, help="timed training steps per model (alternating)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    h, w = args.input_hw
-    batches = [(torch.randn(args.batch, 3, h, w), torch.rand(args.batch, 17, h // 4, w // 4),
+    h, w_in = args.input_hw
+    batches = [(torch.randn(args.batch, 3, h, w_in), torch.rand(args.batch, 17, h // 4, w_in // 4),
                 torch.ones(args.batch, 17, 1)) for _ in range(2)]
     models = {"ours": build_model("litehrnet_18", 17), "mmpose": build_mmpose_model()}
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
@@ -96,22 +96,26 @@ def main(argv: list[str] | None = None) -> int:
     opts = {name: torch.optim.Adam(m.parameters(), lr=2e-3) for name, m in models.items()}
     for name, model in models.items():  # warm-up (allocator, first-call overheads)
         model.train()
-        time_round(model, opts[name], loss_fn, batches, 2)
-    seconds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
+        for batch in batches:
+            time_step(model, opts[name], loss_fn, batch)
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    wall: dict[str, list[float]] = {name: [] for name in models}
+    for step in range(args.steps):  # alternate step by step: load from other processes hits both alike
         for name, model in models.items():
-            seconds[name].append(time_round(model, opts[name], loss_fn, batches, args.steps))
-    print(f"litehrnet_18 training step, batch {args.batch}, input {h}x{w}, {args.threads} thread(s), "
-          f"{args.rounds} rounds x {args.steps} steps")
+            c, w = time_step(model, opts[name], loss_fn, batches[step % len(batches)])
+            cpu[name].append(c)
+            wall[name].append(w)
+    print(f"litehrnet_18 training step (forward + JointsMSE + backward + Adam), batch {args.batch}, "
+          f"input {h}x{w_in}, {args.threads} thread(s), {args.steps} alternating steps per model")
     rate = {}
     for name in models:
-        med = statistics.median(seconds[name])
-        rate[name] = args.batch * args.steps / med
-        spread = ", ".join(f"{args.batch * args.steps / s:.2f}" for s in seconds[name])
-        print(f"  {name:7s} params {params[name]:,}  median {rate[name]:.2f} samples/s  (rounds: {spread})")
+        rate[name] = args.batch / statistics.median(cpu[name])
+        wall_rate = args.batch / statistics.median(wall[name])
+        print(f"  {name:7s} params {params[name]:,}  {rate[name]:6.2f} samples per CPU-second "
+              f"(median step {statistics.median(cpu[name]):.3f} s CPU), wall {wall_rate:6.2f} samples/s")
     ratio = rate["ours"] / rate["mmpose"]
-    print(f"RESULT train_samples_per_s_ours={rate['ours']:.3f}")
-    print(f"RESULT train_samples_per_s_mmpose={rate['mmpose']:.3f}")
+    print(f"RESULT train_samples_per_cpu_s_ours={rate['ours']:.3f}")
+    print(f"RESULT train_samples_per_cpu_s_mmpose={rate['mmpose']:.3f}")
     print(f"RESULT train_speed_ratio={ratio:.3f}")
     return 0
 

@@ -71,31 +71,45 @@ def letterbox(
 
 
 def normalise_detector_input(canvas_bgr: np.ndarray, mode: str = "official") -> np.ndarray:
-    """uint8 BGR canvas -> float32 ``1x3xHxW`` RGB tensor, ``x/255`` (official) or ``x/256 - 0.5`` (kneron)."""
-    rgb = canvas_bgr[:, :, ::-1].astype(np.float32)
-    rgb = rgb / 255.0 if mode == "official" else rgb / 256.0 - 0.5
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+    """uint8 BGR canvas -> float32 ``1x3xHxW`` RGB tensor, ``x/255`` (official) or ``x/256 - 0.5`` (kneron).
+
+    Written plane by plane into the output (about 6x faster than a float HWC copy + transpose).
+    """
+    h, w = canvas_bgr.shape[:2]
+    out = np.empty((1, 3, h, w), np.float32)
+    scale = 1.0 / 255.0 if mode == "official" else 1.0 / 256.0
+    for rgb_index, bgr_index in enumerate((2, 1, 0)):
+        np.multiply(canvas_bgr[:, :, bgr_index], scale, out=out[0, rgb_index], dtype=np.float32)
+    if mode != "official":
+        out -= 0.5
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def decode_yolov5_heads(heads: list[np.ndarray], anchors_px: np.ndarray, strides: list[float]) -> np.ndarray:
+def decode_yolov5_heads(
+    heads: list[np.ndarray], anchors_px: np.ndarray, strides: list[float], obj_thres: float = 0.0
+) -> np.ndarray:
     """Raw head maps (``1 x A*(5+C) x H x W`` per stride) -> ``(N, 5+C)`` rows ``cx, cy, w, h, obj, cls...``.
 
     YOLOv5 v6 decoding: ``xy = (2*sigmoid - 0.5 + grid) * stride``, ``wh = (2*sigmoid)^2 * anchor``.
+    Only cells whose objectness exceeds ``obj_thres`` are decoded (NMS drops the others anyway),
+    which keeps the numpy work small at the usual thresholds.
     """
     rows = []
+    logit_thres = np.log(obj_thres / (1.0 - obj_thres)) if 0.0 < obj_thres < 1.0 else -np.inf
     for level, (head, stride) in enumerate(zip(heads, strides)):
         num_anchors = anchors_px.shape[1]
         _, channels, h, w = head.shape
-        pred = _sigmoid(head[0].reshape(num_anchors, channels // num_anchors, h, w).transpose(0, 2, 3, 1))
-        grid_y, grid_x = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
-        pred[..., 0] = (pred[..., 0] * 2 - 0.5 + grid_x) * stride
-        pred[..., 1] = (pred[..., 1] * 2 - 0.5 + grid_y) * stride
-        pred[..., 2:4] = (pred[..., 2:4] * 2) ** 2 * anchors_px[level][:, None, None, :]
-        rows.append(pred.reshape(-1, pred.shape[-1]))
+        maps = head[0].reshape(num_anchors, channels // num_anchors, h, w)
+        a_idx, y_idx, x_idx = np.nonzero(maps[:, 4] > logit_thres)
+        pred = _sigmoid(maps[a_idx, :, y_idx, x_idx].astype(np.float32))
+        pred[:, 0] = (pred[:, 0] * 2 - 0.5 + x_idx) * stride
+        pred[:, 1] = (pred[:, 1] * 2 - 0.5 + y_idx) * stride
+        pred[:, 2:4] = (pred[:, 2:4] * 2) ** 2 * anchors_px[level][a_idx]
+        rows.append(pred)
     return np.concatenate(rows, 0)
 
 

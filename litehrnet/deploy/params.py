@@ -80,6 +80,9 @@ def validate_params(raw: Any, kind: str, source: str, base_dir: Path | None = No
     schema = SCHEMAS[kind]
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of {kind} runner parameters, got {type(raw).__name__}")
+    if kind == "yolov5" and "pt_path" in raw:
+        raise ParamsError(f"{source}: 'pt_path' is not supported (the deploy runner has no torch); convert the "
+                          "checkpoint with tools/yolov5_to_onnx.py and set onnx_path")
     unknown = sorted(set(raw) - set(schema))
     if unknown:
         raise ParamsError(f"{source}: unknown key(s) {unknown} for the {kind} runner; valid keys: {sorted(schema)}")

@@ -2,7 +2,8 @@
 
 The YAML (``utils/lite_hrnet_init_params.yaml``) and the model's ``metadata_props`` (written by
 :func:`litehrnet.export.export_onnx`) must agree on input size, normalisation and channel order;
-a mismatch is refused. Person crops run as one batch when the ONNX batch dimension is dynamic,
+a mismatch is refused. A model without metadata (another exporter) runs with the YAML's values;
+a dynamic spatial size takes the YAML's. Person crops run as one batch when the ONNX batch dimension is dynamic,
 else one by one (our exports are static batch 1, as the Kneron toolchain wants). Flip test feeds
 the mirrored crop, flips the heatmaps back (with the official 1-px shift) and averages.
 """
@@ -45,7 +46,7 @@ class PoseRunner(OnnxRunner):
 
     def _check_model(self) -> None:
         where, meta = self.onnx_path, self.metadata
-        if self.model_input_hw() != self.input_hw:
+        if any(m is not None and m != y for m, y in zip(self.model_input_hw(), self.input_hw)):
             raise RunnerError(f"{where}: ONNX input is {self.model_input_hw()} (h, w) but the YAML says input_h="
                               f"{self.input_hw[0]}, input_w={self.input_hw[1]}; fix the YAML or re-export")
         if "input_hw" in meta and meta["input_hw"].replace(" ", "") != f"{self.input_hw[0]},{self.input_hw[1]}":

@@ -71,13 +71,18 @@ class TopDownSolution:
 
     def __call__(self, img_bgr: np.ndarray, bboxes_ltwhs: np.ndarray | None = None) -> PoseResult:
         t = time.perf_counter()
-        boxes = self.detect(img_bgr) if bboxes_ltwhs is None else np.asarray(bboxes_ltwhs, np.float32).reshape(-1, 5)
+        if bboxes_ltwhs is None:
+            boxes = self.detect(img_bgr)
+        else:
+            boxes = np.asarray(bboxes_ltwhs, np.float32).reshape(-1, 5)
         t = self.timer.add("detector", t)
         crops = self.cropper(img_bgr, boxes[:, :4])
         t = self.timer.add("crop", t)
-        heatmaps = self.pose.heatmaps(self.pose.preprocess(crops.crops_bgr)) if len(boxes) else None
-        t = self.timer.add("pose", t)
-        keypoints = self.pose.postprocess(heatmaps, crops) if len(boxes) else np.zeros((0, self.pose.num_keypoints, 3), np.float32)
+        keypoints = np.zeros((0, self.pose.num_keypoints, 3), np.float32)
+        if len(boxes):
+            heatmaps = self.pose.heatmaps(self.pose.preprocess(crops.crops_bgr))
+            t = self.timer.add("pose", t)
+            keypoints = self.pose.postprocess(heatmaps, crops)
         self.timer.add("decode", t)
         self.timer.images += 1
         self.timer.persons += len(boxes)

@@ -64,7 +64,7 @@ class YoloV5Runner(OnnxRunner):
         return normalise_detector_input(canvas, self.params["preprocess"]), geometry
 
     def postprocess(self, heads: list[np.ndarray], geometry, img_hw: tuple[int, int]) -> np.ndarray:
-        pred = decode_yolov5_heads(heads, self.anchors_px, self.strides)
+        pred = decode_yolov5_heads(heads, self.anchors_px, self.strides, self.params["conf_thres"])
         dets = select_detections(pred, self.params["conf_thres"], self.params["iou_thres"], self.params["classes"],
                                  self.params["top_k_num"], MAX_NMS_CANDIDATES)
         dets[:, :4] = geometry.boxes_to_image(dets[:, :4], img_hw)

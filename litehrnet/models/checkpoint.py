@@ -95,7 +95,7 @@ def _backbone_signature(variant: str) -> frozenset:
     from . import BACKBONE_BUILDERS
 
     row = VARIANTS[variant]
-    backbone = BACKBONE_BUILDERS[row["arch"]](row)
+    backbone = BACKBONE_BUILDERS[row["arch"]](row)  # no mmpose init: only names and shapes matter
     return frozenset((k, tuple(v.shape)) for k, v in backbone.state_dict().items())
 
 
@@ -106,7 +106,7 @@ def guess_variant(state: dict[str, Tensor]) -> str | None:
     archs = [arch for arch, marker in _ARCH_MARKERS.items() if marker in state]
     best, best_score = None, 0.0
     for variant, row in VARIANTS.items():
-        if not sig or row["arch"] not in archs:
+        if not sig or row["arch"].split("_")[0] not in archs:  # e.g. "litehrnet_npu" -> litehrnet
             continue
         ref = _backbone_signature(variant)
         score = len(sig & ref) / len(sig | ref)

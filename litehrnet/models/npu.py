@@ -107,24 +107,25 @@ class NpuChannelWeighting(nn.Module):
 
     Per branch ``i`` (``x_i`` of C_i channels)::
 
-        p_i   = AvgPool(k = stride = size ratio)(x_i)              # to the smallest branch's size
-        h     = ReLU(BN(conv1x1(concat_i p_i)))                    # cross-resolution context
-        w_i   = sigmoid(BN(conv1x1_i(h)))                          # cross-resolution weights
-              * sigmoid(conv(ReLU(conv(GAP(p_i)))))                # spatial (global) weights
-        out_i = x_i + BN(dw3x3_i(x_i * nearest_upsample(w_i)))
+        m_i   = GAP(AvgPool(k = stride = size ratio)(x_i))        # global mean via the smallest size
+        h     = ReLU(conv1x1(concat_i m_i))                        # cross-resolution context
+        w_i   = sigmoid(conv1x1_i(h) + conv(ReLU(conv(m_i))))      # cross-resolution + spatial logits
+        out_i = x_i + BN(dw3x3_i(x_i * w_i))                       # w_i is 1x1: a broadcast Mul
 
     Versus the official LITE block: no split/concat/shuffle (every channel is weighted and
-    convolved, a residual keeps the identity path the untouched half gave), and the spatial
-    weighting pools the already-pooled map (<= 256 elements at 256x192 and 384x288) instead of the
-    full map, so both weights are combined at low resolution and applied with one Resize + Mul.
+    convolved; the residual keeps the identity path the untouched half gave); both weightings use
+    the branch's global mean, computed as an AvgPool to the smallest branch's size (kernel 2/4/8)
+    plus a GlobalAveragePool over <= 256 elements, so their two sigmoids merge into one and no
+    Resize is needed; the 1x1 convs on pooled vectors carry biases instead of BatchNorm (BN over
+    1x1 maps normalises over the batch alone).
     """
 
     def __init__(self, channels: list[int], reduce_ratio: int) -> None:
         super().__init__()
         total = sum(channels)
         hidden = max(1, total // reduce_ratio)
-        self.crw_conv1 = conv_bn_act(total, hidden, 1, act="relu")
-        self.crw_conv2 = nn.ModuleList(conv_bn_act(hidden, c, 1, act=None) for c in channels)
+        self.crw_conv1 = conv_bn_act(total, hidden, 1, norm=False, act="relu")
+        self.crw_conv2 = nn.ModuleList(conv_bn_act(hidden, c, 1, norm=False, act=None) for c in channels)
         self.sw = nn.ModuleList(nn.Sequential(
             conv_bn_act(c, max(1, c // 4), 1, norm=False, act="relu"),
             conv_bn_act(max(1, c // 4), c, 1, norm=False, act=None)) for c in channels)
@@ -142,7 +143,12 @@ class NpuChannelWeighting(nn.Module):
 
 
 class NpuHRModule(lite.LiteHRModule):
-    """``num_blocks`` :class:`NpuChannelWeighting` blocks, then the official fuse layers."""
+    """``num_blocks`` :class:`NpuChannelWeighting` blocks, then the fuse layers with a plain sum.
+
+    The official in-place double add of branch 0 is needed only to reproduce official weights;
+    a network trained from scratch uses the clean HRNet sum ``relu(sum_j f_ij(x_j))``, which also
+    keeps branch 0 from doubling in magnitude at every module.
+    """
 
     def __init__(self, channels: list[int], num_blocks: int, reduce_ratio: int, with_fuse: bool = True) -> None:
         nn.Module.__init__(self)
@@ -155,6 +161,16 @@ class NpuHRModule(lite.LiteHRModule):
         if self.with_fuse:
             self.fuse_layers = lite.make_fuse_layers(channels, self.num_branches)
             self.relu = nn.ReLU()
+
+    def _fuse(self, out: list[Tensor]) -> list[Tensor]:
+        fused = []
+        for i, row in enumerate(self.fuse_layers):
+            acc = out[i]
+            for j in range(self.num_branches):
+                if j != i:
+                    acc = acc + row[j](out[j])
+            fused.append(self.relu(acc))
+        return fused
 
 
 class LiteHRNetNpu(lite.LiteHRNet):
@@ -220,7 +236,7 @@ _register_builders()
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[Tensor, Tensor]:
     """Conv weight and bias with an eval-mode BatchNorm folded in."""
     w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
     if bn is not None:
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         w = w * scale.reshape(-1, 1, 1, 1)
@@ -232,7 +248,8 @@ def _make_conv(w: Tensor, b: Tensor, stride=1, padding=0, depthwise: bool = Fals
     """A plain ``nn.Conv2d`` with bias holding ``w`` / ``b`` (depthwise when asked)."""
     out_ch, k = w.shape[0], w.shape[-1]
     groups = out_ch if depthwise else 1
-    conv = nn.Conv2d(w.shape[1] * groups, out_ch, k, stride=stride, padding=padding, groups=groups)
+    conv = nn.Conv2d(w.shape[1] * groups, out_ch, k, stride=stride, padding=padding, groups=groups,
+                     dtype=w.dtype)
     conv.weight.data.copy_(w)
     conv.bias.data.copy_(b)
     return conv
@@ -346,7 +363,7 @@ class NpuLiteBlock(nn.Module):
     """
 
     def __init__(self, block: lite.ConditionalChannelWeighting, perms: list[np.ndarray],
-                 branch_hw: list[tuple[int, int]]) -> None:
+                 branch_hw: list[tuple[int, int]], one_logit: float = ONE_LOGIT) -> None:
         super().__init__()
         channels = [len(p) for p in perms]
         invs = [_inverse(p) for p in perms]
@@ -359,7 +376,7 @@ class NpuLiteBlock(nn.Module):
 
         self.pool_kernels = [pool_ratio(hw, branch_hw[-1]) for hw in branch_hw]
         w1, b1 = _fold(*_cba(crw.conv1)[:2])
-        w = torch.zeros(w1.shape[0], full_off[-1], 1, 1)
+        w = torch.zeros(w1.shape[0], full_off[-1], 1, 1, dtype=w1.dtype)
         for i in range(len(channels)):
             w[:, full_off[i] + proc[i]] = w1[:, half_off[i] + half_idx[i]]
         self.crw_conv1 = nn.Sequential(_make_conv(w, b1), nn.ReLU())
@@ -370,28 +387,29 @@ class NpuLiteBlock(nn.Module):
         self.sw_conv2 = nn.ModuleList()
         for i, c in enumerate(channels):
             rows = half_off[i] + half_idx[i]
-            self.crw_conv2.append(self._weights_conv(w2[rows], b2[rows], proc[i], c))
+            self.crw_conv2.append(self._weights_conv(w2[rows], b2[rows], proc[i], c, one_logit))
             wd, bd = _fold(*_cba(block.depthwise_convs[i])[:2])
-            w_dw = torch.zeros(c, 1, 3, 3)
+            w_dw = torch.zeros(c, 1, 3, 3, dtype=wd.dtype)
             w_dw[:, 0, 1, 1] = 1.0
-            b_dw = torch.zeros(c)
+            b_dw = torch.zeros(c, dtype=wd.dtype)
             w_dw[proc[i]], b_dw[proc[i]] = wd[half_idx[i]], bd[half_idx[i]]
             self.dw.append(_make_conv(w_dw, b_dw, padding=1, depthwise=True))
             sw = block.spatial_weighting[i]
             ws1, bs1 = _fold(sw.conv1.conv, None)
-            w = torch.zeros(ws1.shape[0], c, 1, 1)
+            w = torch.zeros(ws1.shape[0], c, 1, 1, dtype=ws1.dtype)
             w[:, proc[i]] = ws1[:, half_idx[i]]
             self.sw_conv1.append(nn.Sequential(_make_conv(w, bs1), nn.ReLU()))
             ws2, bs2 = _fold(sw.conv2.conv, None)
-            self.sw_conv2.append(self._weights_conv(ws2[half_idx[i]], bs2[half_idx[i]], proc[i], c))
+            self.sw_conv2.append(self._weights_conv(ws2[half_idx[i]], bs2[half_idx[i]], proc[i], c, one_logit))
         self.cascades = [cascade_plan(hw) for hw in branch_hw]
         self.out_perms = [p[_shuffle_index(sh, c)] for p, sh, c in zip(perms, block.shuffles, channels)]
 
     @staticmethod
-    def _weights_conv(w_proc: Tensor, b_proc: Tensor, proc: np.ndarray, channels: int) -> nn.Sequential:
+    def _weights_conv(w_proc: Tensor, b_proc: Tensor, proc: np.ndarray, channels: int,
+                      one_logit: float) -> nn.Sequential:
         """1x1 conv + sigmoid giving the official weights on ``proc`` channels and 1.0 elsewhere."""
-        w = torch.zeros(channels, w_proc.shape[1], 1, 1)
-        b = torch.full((channels,), ONE_LOGIT)
+        w = torch.zeros(channels, w_proc.shape[1], 1, 1, dtype=w_proc.dtype)
+        b = torch.full((channels,), one_logit, dtype=w_proc.dtype)
         w[proc], b[proc] = w_proc, b_proc
         return nn.Sequential(_make_conv(w, b), nn.Sigmoid())
 
@@ -505,7 +523,7 @@ class NpuIterativeHead(nn.Module):
 class NpuLiteHRNet(nn.Module):
     """Inference-only Lite-HRNet rewritten for one input size: same function, NPU-friendly graph."""
 
-    def __init__(self, backbone: lite.LiteHRNet, input_hw: tuple[int, int]) -> None:
+    def __init__(self, backbone: lite.LiteHRNet, input_hw: tuple[int, int], one_logit: float = ONE_LOGIT) -> None:
         super().__init__()
         self.input_hw = tuple(int(v) for v in input_hw)
         if not backbone.with_head:
@@ -525,7 +543,7 @@ class NpuLiteHRNet(nn.Module):
                 if module.block != "LITE":
                     raise NpuRewriteError(f"to_npu_rewrite handles LITE blocks only, got {module.block}")
                 for block in module.layers:
-                    steps.append(NpuLiteBlock(block, perms, branch_hw))
+                    steps.append(NpuLiteBlock(block, perms, branch_hw, one_logit))
                     perms = steps[-1].out_perms
                 if module.with_fuse:
                     steps.append(NpuFuse(module, perms))
@@ -546,12 +564,14 @@ class NpuLiteHRNet(nn.Module):
         return self.head_layer(ys)
 
 
-def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int]) -> nn.Module:
+def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int], one_logit: float = ONE_LOGIT) -> nn.Module:
     """Exact NPU-friendly rewrite of an official Lite-HRNet ``PoseModel`` at ``input_hw``.
 
     Returns a new eval-mode ``PoseModel`` (variant ``<variant>_npu_rewrite``) whose backbone is an
     :class:`NpuLiteHRNet`; the keypoint head is copied unchanged. Raises :class:`NpuRewriteError`
-    for non-Lite-HRNet models or sizes without an exact static-pool rewrite.
+    for non-Lite-HRNet models or sizes without an exact static-pool rewrite. ``one_logit`` is the
+    bias giving weight sigmoid(one_logit) = 1 to the channels the official block leaves untouched
+    (20: exactly 1.0 in float32; use >= 40 for float64 comparisons).
     """
     from .pose_model import PoseModel
 
@@ -562,7 +582,7 @@ def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int]) -> nn.Module:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        rewritten = NpuLiteHRNet(backbone, input_hw)
+        rewritten = NpuLiteHRNet(backbone, input_hw, one_logit)
         head = copy.deepcopy(model.keypoint_head)
     model.train(was_training)
     out = PoseModel(rewritten, head, f"{model.variant}_npu_rewrite", tuple(input_hw))

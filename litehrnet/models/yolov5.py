@@ -12,7 +12,9 @@ graph stays a plain CNN that NPUs compile, and one decoder serves ONNX and torch
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -249,8 +251,6 @@ DETECTOR_PREPROCESS = ("official", "kneron")
 
 def yolov5_onnx_metadata(model: YoloV5, input_hw: tuple[int, int], preprocess: str, variant: str) -> dict[str, str]:
     """Metadata the deploy runner reads (anchors, strides, preprocessing) so the YAML cannot drift."""
-    import json
-
     detect = model.detect
     anchors_px = (detect.anchors * torch.tensor(detect.strides).view(-1, 1, 1)).tolist()
     return {
@@ -272,8 +272,6 @@ def export_yolov5_onnx(model: YoloV5, out_path: str | Path, input_hw: tuple[int,
     Re-runs the graph in onnxruntime on a random input and returns the max abs difference to torch;
     raises ``RuntimeError`` above 1e-3.
     """
-    import os
-
     import onnx
     import onnxruntime as ort
 

@@ -34,6 +34,7 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path):
     ("affine", dict(affine_params(), padding=0.5), "key 'padding' = 0.5 is invalid"),
     ("affine", dict(affine_params(), input_w=-3), "key 'input_w'"),
     ("yolov5", {"onnx_path": "d.onnx"}, "missing key 'input_w'"),
+    ("yolov5", {"pt_path": "yolov5n.pt"}, "convert the checkpoint with tools/yolov5_to_onnx.py"),
     ("pose", [1, 2], "expected a mapping"),
 ])
 def test_schema_errors_name_file_and_key(tmp_path, kind, data, message):
@@ -52,9 +53,14 @@ def test_missing_and_broken_files(tmp_path):
         load_params(broken, "affine")
 
 
-@pytest.mark.parametrize("name,kind", [("yolov5_init_params.yaml", "yolov5"), ("rsn_affine_init_params.yaml", "affine"),
-                                       ("lite_hrnet_init_params.yaml", "pose")])
+@pytest.mark.parametrize("name,kind", [
+    ("yolov5_init_params.yaml", "yolov5"), ("rsn_affine_init_params.yaml", "affine"), ("lite_hrnet_init_params.yaml", "pose"),
+    ("quickstart/rsn_affine_init_params.yaml", "affine"), ("quickstart/lite_hrnet_init_params.yaml", "pose"),
+])
 def test_shipped_yaml_files_are_valid(name, kind):
     params = load_params(REPO_ROOT / "utils" / name, kind)
-    if "onnx_path" in params:
+    if "onnx_path" in params:  # models made by the documented commands land in work_dirs/
         assert Path(params["onnx_path"]).is_relative_to(REPO_ROOT / "work_dirs")
+    if kind == "affine":  # each crop YAML matches its pose YAML
+        pose = load_params(REPO_ROOT / "utils" / name.replace("rsn_affine", "lite_hrnet"), "pose")
+        assert (params["input_h"], params["input_w"]) == (pose["input_h"], pose["input_w"])

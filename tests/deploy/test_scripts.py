@@ -143,3 +143,24 @@ def test_deploy_layer_never_imports_torch():
     code = ("import sys, inference, inference_e2e, litehrnet.deploy, litehrnet.deploy.scoring, "
             "litehrnet.deploy.cli; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_e2e_keeps_going_when_one_image_fails(tmp_path, yaml_set, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(folder / name), np.full((30, 20, 3), 50, np.uint8))
+    original = inference_e2e.run_one
+
+    def flaky(solution, boxes, img_path, img_bgr):
+        if img_path.endswith("b.png"):
+            raise ValueError("simulated failure")
+        return original(solution, boxes, img_path, img_bgr)
+
+    monkeypatch.setattr(inference_e2e, "run_one", flaky)
+    out, skipped = tmp_path / "out.json", tmp_path / "skipped.json"
+    rc = inference_e2e.main(["--img-path", str(folder), *_chain_args(yaml_set()), "--save-path", str(out),
+                             "--skipped-out", str(skipped)])
+    assert rc == 1
+    assert [Path(r["img_path"]).name for r in json.loads(out.read_text())] == ["a.png", "c.png"]
+    assert "simulated failure" in json.loads(skipped.read_text())[0]["reason"]

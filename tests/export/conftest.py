@@ -4,7 +4,8 @@ mmpose's initialisation (conv std 0.001) makes every output ~1e-20, so an export
 comparison on it proves nothing. ``officialise`` gives a model the statistics of a trained
 network instead: He-normal convs, BatchNorm affine parameters drawn around (1, 0), and running
 statistics measured on the given inputs (cumulative average in train mode), so activations are
-O(1) everywhere and the head's heatmaps are O(1), as with official checkpoints.
+O(1) after every BatchNorm; finally the head's last conv is scaled so the heatmaps peak at 1 on
+the calibration inputs, as trained heatmaps (Gaussian targets of height 1) do.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def officialise(model: nn.Module, inputs_nchw: torch.Tensor, seed: int = 0) -> n
                 if m.bias is not None:
                     m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
             elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=gen))
+                m.weight.copy_(0.25 + 0.5 * torch.rand(m.num_features, generator=gen))
                 m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
                 m.reset_running_stats()
                 m.momentum = None  # cumulative average over the calibration pass
@@ -33,7 +34,14 @@ def officialise(model: nn.Module, inputs_nchw: torch.Tensor, seed: int = 0) -> n
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = 0.1
-    return model.eval()
+    model.eval()
+    final = getattr(getattr(model, "keypoint_head", None), "final_layer", None)
+    if final is not None:
+        with torch.no_grad():
+            peak = float(model(inputs_nchw).abs().max())
+            final.weight /= peak
+            final.bias /= peak
+    return model
 
 
 @pytest.fixture(scope="session")

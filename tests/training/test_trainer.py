@@ -103,3 +103,17 @@ def test_checkpoint_of_another_variant_is_one_line(tmp_path, tiny_synthetic, cap
 def test_bad_config_option_is_one_line(tmp_path, tiny_synthetic, capsys):
     rc, lines = _run(capsys, write_config(tmp_path / "cfg.yaml", tiny_synthetic), "--cfg-options", "train.epoch=3")
     assert rc == 2 and len(lines) == 1 and "train.epoch" in lines[0] and "epochs" in lines[0]
+
+
+def test_amp_and_autoscaled_lr(tmp_path, tiny_synthetic, capsys):
+    cfg_path = write_config(tmp_path / "cfg.yaml", tiny_synthetic, train={"lr_schedule": {"warmup_iters": 1}})
+    work = tmp_path / "amp"
+    rc, lines = _run(capsys, cfg_path, "--work-dir", work, "--no-validate", "--amp", "--autoscale-lr",
+                     "--cfg-options", "train.max_iters=2")
+    assert rc == 0, lines
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if r["mode"] == "train"]
+    assert [r["iter"] for r in train_records] == [1, 2]
+    assert all(0 < r["loss"] < 1 for r in train_records)           # bf16 autocast on CPU, finite loss
+    assert train_records[1]["lr"] == pytest.approx(2e-3 * 4 / 512)  # batch 4 x 1 process / 512
+    assert not list(work.glob("*.pth"))                              # a partial epoch is not checkpointed

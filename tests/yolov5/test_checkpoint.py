@@ -77,3 +77,13 @@ def test_clear_errors_for_wrong_files(tmp_path):
     state_dict_only.write_bytes(buffer.getvalue())
     with pytest.raises(YoloCheckpointError, match="no YOLOv5 'model' entry"):
         read_yolov5_checkpoint(state_dict_only)
+
+
+def test_export_cli_rejects_bad_arguments(tmp_path, capsys):
+    from tools import yolov5_to_onnx
+
+    assert yolov5_to_onnx.main([str(tmp_path / "x.pt"), "--imgsz", "630", "-o", str(tmp_path / "y.onnx")]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert yolov5_to_onnx.main([str(tmp_path / "x.pt"), "-o", str(tmp_path / "y.onnx")]) == 2
+    assert "x.pt: checkpoint file not found" in capsys.readouterr().err
+    assert not (tmp_path / "y.onnx").exists()

@@ -52,3 +52,15 @@ def test_decode_places_boxes_on_the_grid():
     rows = decode_yolov5_heads([head], anchors, [8.0])
     best = rows[rows[:, 4].argmax()]
     np.testing.assert_allclose(best[:4], [4.0, 12.0, 16.0, 30.0], atol=1e-5)
+
+
+def test_detector_input_is_rgb_nchw_with_mode_scaling():
+    from prepostprocess.detection import normalise_detector_input
+
+    canvas = np.zeros((4, 6, 3), np.uint8)
+    canvas[..., 0], canvas[..., 2] = 255, 128  # B = 255, R = 128
+    official = normalise_detector_input(canvas, "official")
+    kneron = normalise_detector_input(canvas, "kneron")
+    assert official.shape == (1, 3, 4, 6) and official.dtype == np.float32
+    np.testing.assert_allclose(official[0, :, 0, 0], [128 / 255, 0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(kneron[0, :, 0, 0], [0.0, -0.5, 255 / 256 - 0.5], rtol=1e-6)

@@ -66,7 +66,9 @@ def test_matches_official_reference(detector_params, yolov5n_onnx, dev_images, s
                     assert len(ref_boxes) and _iou_ltwh(det[:4], ref_boxes).max() >= 0.99, (name, det)
 
 
-def test_kneron_export_is_exact_and_close_to_reference(detector_params, yolov5n_onnx, yolov5n_kneron_onnx, dev_images, shared_data):
+def test_kneron_export_is_exact_and_close_to_reference(
+    detector_params, yolov5n_onnx, yolov5n_kneron_onnx, dev_images, shared_data
+):
     official = ort.InferenceSession(str(yolov5n_onnx), providers=["CPUExecutionProvider"])
     kneron = ort.InferenceSession(str(yolov5n_kneron_onnx), providers=["CPUExecutionProvider"])
     canvas, _ = letterbox(cv2.imread(str(dev_images[0])), (640, 640), "kneron")
@@ -76,7 +78,8 @@ def test_kneron_export_is_exact_and_close_to_reference(detector_params, yolov5n_
 
     # Kneron's top-left letterbox moves the image on the stride-32 grid, so boxes agree only roughly
     runner = YoloV5Runner(detector_params(yolov5n_kneron_onnx, preprocess="kneron"))
-    reference = json.loads((shared_data / "reference" / "yolov5n_official_letterbox640_conf0.25_iou0.45.json").read_text())
+    ref_file = shared_data / "reference" / "yolov5n_official_letterbox640_conf0.25_iou0.45.json"
+    reference = json.loads(ref_file.read_text())
     detections = _detect_all(runner, [p for p in dev_images if any(r["file_name"] == p.name for r in reference)],
                              [(0.25, 0.45)])[(0.25, 0.45)]
     best_ious = [_iou_ltwh(np.asarray(r["bbox"]), detections[r["file_name"]][:, :4]).max(initial=0.0)
