@@ -1,14 +1,15 @@
 """It learns on real data: litehrnet_18 trained on CPU on ../shared/data/coco_train2017_mini.
 
-    python bench/learn_real.py [--minutes 25] [--input-hw 128 96] [--batch 16] [--lr 0.004] [--threads 1]
+    python bench/learn_real.py [--minutes 25] [--input-hw 128 96] [--batch 8] [--lr 0.004] [--threads 1]
 
 The 80 COCO train2017 images (86 people with keypoints) are both the training set and the
 evaluation set: the benchmark shows that the training path (data pipeline, loss, optimiser,
 schedule, checkpoints) fits real images, measured by COCO keypoint AP with ground-truth boxes,
 flip test and the official decode (litehrnet.training.predict.evaluate_model).
 
-Time budget: one epoch is timed first; the run is then resumed from its checkpoint for as many
-epochs as fit into ``--minutes`` (x0.1 lr steps at 75% and 90% of them). The input size is
+Time budget: one epoch is timed, then half of the epochs that seem to fit are run at constant lr,
+then (re-timed) the rest that fit into ``--minutes``, with x0.1 lr steps at 75% and 90% of the final
+epoch count; each phase resumes from the previous one's checkpoint. The input size is
 reduced (128x96 by default) to fit a CPU budget; augmentation is the recipe's flip plus milder
 scale/rotation (the target is memorising these images, not generalising).
 
@@ -39,9 +40,10 @@ from litehrnet.training.trainer import TrainOptions, train  # noqa: E402
 BASE_CONFIG = REPO / "configs" / "coco" / "litehrnet_18_coco_256x192.yaml"
 
 
-def bench_config(args: argparse.Namespace, epochs: int) -> dict:
+def bench_config(args: argparse.Namespace, epochs: int, steps_at: int | None) -> dict:
+    """Config for ``epochs`` epochs; lr steps at 75% / 90% of ``steps_at`` epochs (none when None)."""
     ann = "annotations/person_keypoints_train2017.json"
-    steps = [max(1, int(epochs * 0.75)), max(1, int(epochs * 0.9))]
+    steps = [int(steps_at * 0.75), int(steps_at * 0.9)] if steps_at else [10**6, 10**6]
     options = [
         f"data.root={args.data}", f"data.train_ann={ann}", "data.train_img_dir=train2017",
         f"data.val_ann={ann}", "data.val_img_dir=train2017", "data.det_file=null", f"data.workers={args.workers}",
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "coco_train2017_mini"))
     parser.add_argument("--minutes", type=float, default=25.0, help="training time budget (evaluation excluded)")
     parser.add_argument("--input-hw", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy machine)")
     parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="learn_real_"))
 
-    cfg = bench_config(args, epochs=1)
+    cfg = bench_config(args, 1, steps_at=None)
     seed_everything(args.seed)               # the trainer seeds the same way: same initial weights
     start = time.perf_counter()
     ap_before = evaluate_model(build_model_from_config(cfg), cfg, "val")["AP"]
@@ -82,13 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AP before training: {ap_before:.4f} ({eval_s:.0f}s to evaluate)", flush=True)
 
     start = time.perf_counter()
-    first = train(cfg, TrainOptions(work_dir=str(work), validate=False, show_progress=False))
-    epoch_s = time.perf_counter() - start
-    epochs = max(2, int(args.minutes * 60 / epoch_s))
-    print(f"epoch 1: {first.iters_done} iterations in {epoch_s:.0f}s -> {epochs} epochs fit in {args.minutes} min",
-          flush=True)
-    cfg = bench_config(args, epochs)
-    result = train(cfg, TrainOptions(work_dir=str(work), resume_from=str(first.last_checkpoint), validate=False,
+    budget_s = args.minutes * 60
+    # phase 1: one epoch, timed; phase 2: half of what then seems to fit, at constant lr; phase 3: the
+    # rest, with the lr steps placed at 75% / 90% of the final epoch count. The schedule is a pure
+    # function of (iteration, epoch), so this equals one run that knew the final count in advance.
+    result = train(bench_config(args, 1, steps_at=None), TrainOptions(work_dir=str(work), validate=False,
+                                                                      show_progress=False))
+    mid = max(2, int(budget_s / (time.perf_counter() - start) / 2))
+    result = train(bench_config(args, mid, steps_at=None),
+                   TrainOptions(work_dir=str(work), resume_from=str(result.last_checkpoint), validate=False,
+                                show_progress=False))
+    per_epoch_s = (time.perf_counter() - start) / mid
+    epochs = max(mid + 1, int(budget_s / per_epoch_s))
+    print(f"{mid} epochs in {(time.perf_counter() - start) / 60:.1f} min ({per_epoch_s:.1f} s/epoch) -> "
+          f"{epochs} epochs in {args.minutes} min", flush=True)
+    cfg = bench_config(args, epochs, steps_at=epochs)
+    result = train(cfg, TrainOptions(work_dir=str(work), resume_from=str(result.last_checkpoint), validate=False,
                                      show_progress=False))
     train_min = (time.perf_counter() - start) / 60
 

@@ -1,5 +1,9 @@
 """The chain: detector (or given boxes) -> affine crops -> pose network, with per-stage timings.
 
+Stages timed: ``detector`` (letterbox, ONNX, decode, NMS), ``crop`` (affine warp + channel order +
+normalisation: the top-down preprocessing), ``pose`` (ONNX runs, flip test included), ``decode``
+(heatmaps -> image keypoints).
+
 ``TopDownSolution(detector, cropper, pose)(img_bgr)`` returns a :class:`PoseResult` holding the
 person boxes ``[l, t, w, h, score]`` and keypoints ``(N, K, 3)``. ``detector=None`` is the
 detector-free mode: pass ``bboxes_ltwh`` explicitly, or get the whole image as one box.
@@ -77,10 +81,11 @@ class TopDownSolution:
             boxes = np.asarray(bboxes_ltwhs, np.float32).reshape(-1, 5)
         t = self.timer.add("detector", t)
         crops = self.cropper(img_bgr, boxes[:, :4])
+        inputs_nchw = self.pose.preprocess(crops.crops_bgr)  # crop stage = the whole top-down preprocessing
         t = self.timer.add("crop", t)
         keypoints = np.zeros((0, self.pose.num_keypoints, 3), np.float32)
         if len(boxes):
-            heatmaps = self.pose.heatmaps(self.pose.preprocess(crops.crops_bgr))
+            heatmaps = self.pose.heatmaps(inputs_nchw)
             t = self.timer.add("pose", t)
             keypoints = self.pose.postprocess(heatmaps, crops)
         self.timer.add("decode", t)

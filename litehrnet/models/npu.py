@@ -123,12 +123,12 @@ class NpuChannelWeighting(nn.Module):
     def __init__(self, channels: list[int], reduce_ratio: int) -> None:
         super().__init__()
         total = sum(channels)
-        hidden = max(1, total // reduce_ratio)
-        self.crw_conv1 = conv_bn_act(total, hidden, 1, norm=False, act="relu")
+        hidden = max(1, total // (2 * reduce_ratio))   # the official block's hidden widths:
+        self.crw_conv1 = conv_bn_act(total, hidden, 1, norm=False, act="relu")   # (C/2) / ratio
         self.crw_conv2 = nn.ModuleList(conv_bn_act(hidden, c, 1, norm=False, act=None) for c in channels)
         self.sw = nn.ModuleList(nn.Sequential(
-            conv_bn_act(c, max(1, c // 4), 1, norm=False, act="relu"),
-            conv_bn_act(max(1, c // 4), c, 1, norm=False, act=None)) for c in channels)
+            conv_bn_act(c, max(1, c // 8), 1, norm=False, act="relu"),           # (C/2) / 4
+            conv_bn_act(max(1, c // 8), c, 1, norm=False, act=None)) for c in channels)
         self.depthwise_convs = nn.ModuleList(conv_bn_act(c, c, 3, groups=c, act=None) for c in channels)
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:

@@ -16,33 +16,15 @@ import onnx
 import pytest
 import torch
 import yaml
-from torch import nn
 
-from litehrnet.export import export_onnx, pose_metadata
-from litehrnet.keypoints import COCO_BODY_17
-
-POSE_HW = (128, 96)
-
-
-class PooledGrey(nn.Module):
-    """Kneron-normalised images N x 3 x H x W -> N x 17 x H/4 x W/4 heatmaps in [0, 1).
-
-    Pixel value / 256 (undoing ``x/256 - 0.5``), channel mean, 5x5-pooled at stride 4, 17 times.
-    """
-
-    def forward(self, images_nchw: torch.Tensor) -> torch.Tensor:
-        grey = images_nchw.mean(1, keepdim=True) + 0.5
-        return nn.functional.avg_pool2d(grey, 5, stride=4, padding=2).repeat(1, 17, 1, 1)
-
-
-def _metadata(variant: str, norm: str = "kneron", channel_order: str = "rgb", input_hw=POSE_HW) -> dict:
-    return pose_metadata(variant, input_hw, norm, channel_order, COCO_BODY_17.keypoint_names, COCO_BODY_17.flip_pairs)
+from deploy_helpers import POSE_HW, PooledGrey, affine_params, pose_metadata_for, pose_params
+from litehrnet.export import export_onnx
 
 
 @pytest.fixture(scope="session")
 def analytic_pose_onnx(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pose") / "pooled_grey.onnx"
-    export_onnx(PooledGrey(), out, POSE_HW, simplify=False, metadata=_metadata("pooled_grey"))
+    export_onnx(PooledGrey(), out, POSE_HW, simplify=False, metadata=pose_metadata_for("pooled_grey"))
     return out
 
 
@@ -69,7 +51,8 @@ def litehrnet18_model():
 def litehrnet18_onnx(litehrnet18_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lhr") / "litehrnet_18.onnx"
     verify = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 3, *POSE_HW)).astype(np.float32)
-    export_onnx(litehrnet18_model, out, POSE_HW, simplify=False, metadata=_metadata("litehrnet_18"), verify_input=verify)
+    export_onnx(litehrnet18_model, out, POSE_HW, simplify=False, metadata=pose_metadata_for("litehrnet_18"),
+                verify_input=verify)
     return out
 
 
@@ -83,22 +66,6 @@ def yolov5n_onnx(shared_dir, tmp_path_factory) -> Path:
         model = yolov5_from_checkpoint(shared_dir / "weights" / "yolov5n.pt").fuse()
         export_yolov5_onnx(model, out, (640, 640), yolov5_onnx_metadata(model, (640, 640), "official", "n"))
     return out
-
-
-def pose_params(onnx_path: Path, **overrides) -> dict:
-    params = dict(onnx_path=str(onnx_path), input_w=POSE_HW[1], input_h=POSE_HW[0], norm="kneron",
-                  channel_order="rgb", decode="default", flip_test=False)
-    params.update(overrides)
-    return params
-
-
-def affine_params(**overrides) -> dict:
-    return dict(dict(input_w=POSE_HW[1], input_h=POSE_HW[0], padding=1.25), **overrides)
-
-
-@pytest.fixture
-def make_params():
-    return {"pose": pose_params, "affine": affine_params}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import affine_params, pose_params
+from deploy_helpers import affine_params, pose_params
 from litehrnet.deploy.params import ParamsError, load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import POSE_HW, affine_params, pose_params
+from deploy_helpers import POSE_HW, affine_params, pose_params
 from litehrnet.deploy import AffineCropRunner, PoseRunner, RunnerError, TopDownSolution
+from litehrnet.keypoints import COCO_BODY_17
 from prepostprocess.topdown import preprocess_topdown
 
 BOXES_LTWHS = np.array([[200, 100, 90, 180, 0.9], [20, 250, 160, 120, 0.8], [400, 20, 120, 240, 0.7]], np.float32)
@@ -105,3 +106,26 @@ def test_missing_onnx_is_a_clear_error(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(RunnerError, match="onnxruntime cannot load"):
         PoseRunner(pose_params(bad))
+
+
+def test_model_without_metadata_runs_with_the_yaml_values(analytic_pose_onnx, tmp_path):
+    import onnx
+
+    proto = onnx.load(str(analytic_pose_onnx))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    runner = PoseRunner(pose_params(bare, flip_test=True))
+    assert runner.metadata == {} and runner.flip_pairs == [tuple(p) for p in COCO_BODY_17.flip_pairs]
+    solution = TopDownSolution(None, AffineCropRunner(affine_params()), runner)
+    reference = _solution(analytic_pose_onnx, flip_test=True)(_dots_image(DOTS_XY), BOXES_LTWHS)
+    np.testing.assert_allclose(solution(_dots_image(DOTS_XY), BOXES_LTWHS).keypoints_nk3, reference.keypoints_nk3)
+
+
+def test_stage_timer_counts_images_persons_and_every_stage(analytic_pose_onnx):
+    solution = _solution(analytic_pose_onnx)
+    solution(_dots_image(DOTS_XY), BOXES_LTWHS)
+    solution(_dots_image(DOTS_XY), BOXES_LTWHS[:1])
+    timer = solution.timer
+    assert (timer.images, timer.persons) == (2, 4)
+    assert set(timer.total_ms) == {"detector", "crop", "pose", "decode"} and min(timer.total_ms.values()) > 0

@@ -1,9 +1,7 @@
 """Pure-torch training pieces: loss, lr schedule, RNG state round trip, checkpoint files, log + plot."""
 
-import json
+import importlib.util
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,15 @@ from litehrnet.training.logger import JsonLinesLogger, read_log
 from litehrnet.training.rng import capture_rng_state, preserved_rng, restore_rng_state
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 TRAIN_CFG = {"optimizer": {"type": "adam", "lr": 2e-3, "weight_decay": 0.0, "momentum": 0.9},
              "lr_schedule": {"warmup_iters": 500, "warmup_ratio": 1e-3, "steps": [170, 200], "gamma": 0.1},
              "autoscale_base_batch": 512}
@@ -120,7 +127,7 @@ def test_keeper_rotates_epochs_and_keeps_one_best(tmp_path):
     assert torch.load(tmp_path / "epoch_4.pth", weights_only=True)["meta"]["epoch"] == 4
 
 
-def test_log_and_plot(tmp_path):
+def test_log_and_plot(tmp_path, capsys):
     log = JsonLinesLogger(tmp_path / "log.jsonl")
     for it in range(1, 21):
         log.log("train", epoch=1 + it // 10, iter=it, lr=1e-3 * it / 20, loss=1.0 / it)
@@ -131,11 +138,12 @@ def test_log_and_plot(tmp_path):
     records = list(read_log(tmp_path / "log.jsonl"))
     assert len(records) == 23 and records[-1]["loss"] == "nan" and records[-2]["AP"] == 0.25
     out = tmp_path / "curves.png"
-    proc = subprocess.run([sys.executable, str(REPO / "tools/plot_log.py"), str(tmp_path / "log.jsonl"), "-o", str(out)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    plot_log = _load_tool("plot_log")
+    assert plot_log.main([str(tmp_path / "log.jsonl"), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    curves = plot_log.collect_curves(records, "AP")
+    assert curves["AP"] == ([10], [0.25]) and len(curves["loss"][0]) == 20  # the "nan" string is skipped
     (tmp_path / "bad.jsonl").write_text('{"mode": "train"}\nnot json\n')
-    proc = subprocess.run([sys.executable, str(REPO / "tools/plot_log.py"), str(tmp_path / "bad.jsonl")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 1 and "bad.jsonl:2" in proc.stderr
+    capsys.readouterr()
+    assert plot_log.main([str(tmp_path / "bad.jsonl")]) == 1
+    assert "bad.jsonl:2" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -80,15 +81,17 @@ def test_figure_scale_follows_height():
     assert spans[1] / spans[0] == pytest.approx(3.0, rel=0.25)
 
 
-def test_cli_writes_requested_counts(tmp_path):
-    import subprocess
-    import sys
+def test_cli_writes_requested_counts(tmp_path, capsys):
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("make_synthetic_tool", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     out = tmp_path / "syn"
-    proc = subprocess.run([sys.executable, str(TOOL), "--out", str(out), "--train", "3", "--val", "2",
-                           "--image-hw", "64", "64", "--figure-height", "32", "60"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert tool.main(["--out", str(out), "--train", "3", "--val", "2", "--image-hw", "64", "64",
+                      "--figure-height", "32", "60"]) == 0
     assert len(json.loads((out / "annotations/person_keypoints_val.json").read_text())["images"]) == 2
-    bad = subprocess.run([sys.executable, str(TOOL), "--out", str(out), "--train", "0"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "--train" in bad.stderr
+    assert cv2.imread(str(out / "train" / "000002.png")).shape == (64, 64, 3)
+    with pytest.raises(SystemExit) as err:
+        tool.main(["--out", str(out), "--train", "0"])
+    assert err.value.code == 2 and "--train" in capsys.readouterr().err
