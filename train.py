@@ -13,6 +13,7 @@ WORK_DIR/best_<metric>_epoch_N.pth. See docs/training.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg, opts)
     except (TrainingError, FileNotFoundError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; say it once
+            print(f"error: {message}", file=sys.stderr)
         return 1
     finally:
         shutdown_distributed()

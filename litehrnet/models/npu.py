@@ -363,7 +363,8 @@ class NpuLiteBlock(nn.Module):
     """
 
     def __init__(self, block: lite.ConditionalChannelWeighting, perms: list[np.ndarray],
-                 branch_hw: list[tuple[int, int]], one_logit: float = ONE_LOGIT) -> None:
+                 branch_hw: list[tuple[int, int]], one_logit: float = ONE_LOGIT,
+                 defer_scale: bool = False) -> None:
         super().__init__()
         channels = [len(p) for p in perms]
         invs = [_inverse(p) for p in perms]
@@ -402,6 +403,7 @@ class NpuLiteBlock(nn.Module):
             ws2, bs2 = _fold(sw.conv2.conv, None)
             self.sw_conv2.append(self._weights_conv(ws2[half_idx[i]], bs2[half_idx[i]], proc[i], c, one_logit))
         self.cascades = [cascade_plan(hw) for hw in branch_hw]
+        self.defer_scale = defer_scale
         self.out_perms = [p[_shuffle_index(sh, c)] for p, sh, c in zip(perms, block.shuffles, channels)]
 
     @staticmethod
@@ -413,12 +415,22 @@ class NpuLiteBlock(nn.Module):
         w[proc], b[proc] = w_proc, b_proc
         return nn.Sequential(_make_conv(w, b), nn.Sigmoid())
 
-    def forward(self, xs: list[Tensor]) -> list[Tensor]:
-        pooled = [x if k == (1, 1) else F.avg_pool2d(x, k, k) for x, k in zip(xs, self.pool_kernels)]
+    def forward(self, xs: list) -> list:
+        """``xs``: per branch a tensor, or ``(tensor, scale)`` when the previous block deferred its
+        spatial-weighting multiply (then ``tensor * scale`` is the branch input: the scale is
+        applied to the pooled map and merged into this block's weights at low resolution, which
+        saves one full-resolution Mul). Returns the same form (deferred when ``defer_scale``)."""
+        pairs = [x if isinstance(x, tuple) else (x, None) for x in xs]
+        pooled = []
+        for (x, prev), k in zip(pairs, self.pool_kernels):
+            p = x if k == (1, 1) else F.avg_pool2d(x, k, k)
+            pooled.append(p if prev is None else p * prev)
         hidden = self.crw_conv1(torch.cat(pooled, dim=1))
         outs = []
-        for i, x in enumerate(xs):
+        for i, (x, prev) in enumerate(pairs):
             weights = self.crw_conv2[i](hidden)
+            if prev is not None:
+                weights = weights * prev
             if self.pool_kernels[i] != (1, 1):
                 weights = F.interpolate(weights, scale_factor=[float(k) for k in self.pool_kernels[i]],
                                         mode="nearest")
@@ -427,7 +439,7 @@ class NpuLiteBlock(nn.Module):
             for k in self.cascades[i]:
                 s = F.avg_pool2d(s, k, k)
             s = self.sw_conv2[i](self.sw_conv1[i](F.adaptive_avg_pool2d(s, 1)))
-            outs.append(x * s)
+            outs.append((x, s) if self.defer_scale else x * s)
         return outs
 
 
@@ -542,8 +554,9 @@ class NpuLiteHRNet(nn.Module):
             for module in getattr(backbone, f"stage{s}"):
                 if module.block != "LITE":
                     raise NpuRewriteError(f"to_npu_rewrite handles LITE blocks only, got {module.block}")
-                for block in module.layers:
-                    steps.append(NpuLiteBlock(block, perms, branch_hw, one_logit))
+                for b, block in enumerate(module.layers):
+                    defer = b < len(module.layers) - 1   # the next block absorbs the last Mul
+                    steps.append(NpuLiteBlock(block, perms, branch_hw, one_logit, defer))
                     perms = steps[-1].out_perms
                 if module.with_fuse:
                     steps.append(NpuFuse(module, perms))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import import_mmpose_module
+from tests.conftest import import_mmpose_module
 from litehrnet.data.codec import HeatmapCodec
 
 

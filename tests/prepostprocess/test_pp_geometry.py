@@ -10,7 +10,7 @@ from prepostprocess import (
     hflip_matrix,
     invert_affine,
 )
-from conftest import import_mmpose_module
+from tests.conftest import import_mmpose_module
 
 
 def test_box_to_center_scale_grows_short_side_then_pads():

@@ -101,7 +101,7 @@ def load_mmpose_refinement():
     import types
     from pathlib import Path
 
-    from conftest import import_mmpose_module
+    from tests.conftest import import_mmpose_module
 
     root = Path(import_mmpose_module("mmpose.structures.bbox.transforms").__file__).parents[2]
     for name in ("mmpose.codecs", "mmpose.codecs.utils"):

@@ -1,17 +1,12 @@
-"""Fixtures for the training tests: a tiny synthetic COCO-format set and config files over it."""
+"""Fixtures for the training tests: a tiny synthetic COCO-format set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import yaml
 
-from litehrnet.data.synthetic import SyntheticSpec, make_synthetic_coco, synthetic_data_config
-
-REPO = Path(__file__).resolve().parents[2]
-SYNTHETIC_CONFIG = REPO / "configs" / "synthetic" / "litehrnet_18_synthetic_128x96.yaml"
-NO_AUG = {"flip_prob": 0.0, "half_body_prob": 0.0, "rot_prob": 0.0, "scale_factor": 0.0}
+from litehrnet.data.synthetic import SyntheticSpec, make_synthetic_coco
 
 
 @pytest.fixture(scope="session")
@@ -21,19 +16,3 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     make_synthetic_coco(root, SyntheticSpec(num_train=12, num_val=4, image_hw=(96, 80),
                                             figure_height_px=(56, 88), max_figures=1, seed=11))
     return root
-
-
-def write_config(path: Path, data_root: Path, **sections) -> Path:
-    """A config file inheriting the synthetic config, at a 64x64 input, with ``sections`` merged."""
-    cfg = {"_base_": str(SYNTHETIC_CONFIG), "model": {"input_hw": [64, 64]},
-           "data": {**synthetic_data_config(data_root), "workers": 0},
-           "train": {"batch_size": 4, "epochs": 2, "log_interval": 1, "validate_interval": 100}}
-    for name, values in sections.items():
-        cfg.setdefault(name, {})
-        for key, value in values.items():
-            if isinstance(value, dict) and isinstance(cfg[name].get(key), dict):
-                cfg[name][key] = {**cfg[name][key], **value}
-            else:
-                cfg[name][key] = value
-    path.write_text(yaml.safe_dump(cfg))
-    return path

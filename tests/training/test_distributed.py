@@ -24,7 +24,7 @@ from litehrnet.models import build_model_from_config
 from litehrnet.training import JointsMSELoss, WarmupStepSchedule, build_optimizer
 from litehrnet.training.rng import seed_everything
 
-from conftest import NO_AUG, REPO, write_config
+from training_helpers import NO_AUG, REPO, write_config
 
 TOLERANCE = 1e-5
 

@@ -19,7 +19,7 @@ from litehrnet.training.predict import evaluate_model
 from litehrnet.training.rng import seed_everything
 from litehrnet.training.trainer import TrainOptions, train
 
-from conftest import write_config
+from training_helpers import write_config
 
 MIN_AP_GAIN = 0.005
 

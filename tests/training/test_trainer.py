@@ -11,10 +11,11 @@ import yaml
 import train as train_script
 from litehrnet.config import load_config
 from litehrnet.models import build_model
+from litehrnet.models.checkpoint import load_checkpoint
 from litehrnet.training import JointsMSELoss, save_atomic
 from litehrnet.training.rng import capture_rng_state
 
-from conftest import write_config  # tests/training/conftest.py
+from training_helpers import write_config
 
 
 def _run(capsys, *argv: str) -> tuple[int, list[str]]:
@@ -44,6 +45,9 @@ def test_resume_mid_epoch_gives_identical_weights(tmp_path, tiny_synthetic, caps
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     exp_a, exp_b = a["optimizer"]["state"], b["optimizer"]["state"]
     assert all(torch.equal(exp_a[i]["exp_avg_sq"], exp_b[i]["exp_avg_sq"]) for i in exp_a)
+    # our training checkpoints load through the model zoo's loader (test.py / export2onnx.py use it)
+    meta = load_checkpoint(build_model("litehrnet_18"), full / "epoch_2.pth")
+    assert meta["epoch"] == 2
     # the resolved config is saved and reloads to the same dict
     saved = yaml.safe_load((full / "config.yaml").read_text())
     assert saved == load_config(cfg_path)
