@@ -16,7 +16,7 @@ from pathlib import Path
 
 from litehrnet.config import ConfigError, load_config
 from litehrnet.deploy.npu_check import NpuCheckError, check_model
-from litehrnet.export import ExportError
+from litehrnet.export import ExportError, check_export_args
 from litehrnet.export.pipeline import NO_CHECKPOINT, ExportJob, run_export
 from litehrnet.models.checkpoint import CheckpointError
 from litehrnet.models.npu import NpuRewriteError
@@ -45,10 +45,12 @@ def make_job(args: argparse.Namespace) -> ExportJob:
         raise ExportError(f"{checkpoint}: checkpoint not found; pass a .pth file or 'none' for random init")
     suffix = "_npu_rewrite" if args.npu_rewrite else ""
     default_out = Path("work_dirs/export") / f"{cfg['model']['variant']}{suffix}_{input_hw[0]}x{input_hw[1]}.onnx"
+    opset = args.opset if args.opset is not None else cfg["export"]["opset"]
+    check_export_args(input_hw, opset)
     return ExportJob(
         cfg=cfg, checkpoint=checkpoint, out_path=Path(args.output) if args.output else default_out,
-        input_hw=input_hw, opset=args.opset if args.opset is not None else cfg["export"]["opset"],
-        simplify=cfg["export"]["simplify"] and not args.no_simplify, npu_rewrite=args.npu_rewrite,
+        input_hw=input_hw, opset=opset, simplify=cfg["export"]["simplify"] and not args.no_simplify,
+        npu_rewrite=args.npu_rewrite,
     )
 
 

@@ -26,7 +26,8 @@ def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lite_hrnet_params", type=Path, default=DEFAULT_PARAMS["lite_hrnet_params"],
                         help="pose YAML (default: utils/lite_hrnet_init_params.yaml)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--boxes", type=Path, help="detector-free: person boxes JSON (dict by image or COCO dets)")
+    source.add_argument("--boxes", type=Path,
+                        help="detector-free: person boxes JSON (COCO annotations, COCO detections or {img: boxes})")
     source.add_argument("--whole-image", action="store_true", help="detector-free: one box = the whole image")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads per model (default 2)")
 

@@ -1,27 +1,29 @@
-"""Lite-HRNet for Kneron NPUs: static pools, the trainable no-shuffle variants, and an exact
-rewrite of official (shuffle + adaptive-pool) weights.
+"""Lite-HRNet for Kneron NPUs: static pools, the trainable NPU variants, and an exact rewrite
+of official (shuffle + adaptive-pool) weights. Design and measurements: docs/export.md.
 
 Kneron's NPUs cannot run rank-5 tensors (the reshape/transpose channel shuffle), large
 GlobalAveragePools (KL520: H*W <= 256) or AveragePools other than kernel = stride in {2, 4, 8}
-(SPEC 3). Two answers live here:
+(SPEC 3). Three pieces live here:
 
-1. **Trainable variants** ``litehrnet_18_npu`` / ``litehrnet_30_npu`` (rows of ``NPU_VARIANTS``,
-   merged into ``litehrnet.models.VARIANTS``): the official layout with
-   - channel shuffle -> none (identity; halves mix only through the fuse layers),
-   - cross-resolution ``adaptive_avg_pool2d`` -> :func:`static_avg_pool` (AvgPool kernel = stride
-     = size ratio, 2/4/8),
-   - spatial-weighting global pool -> :func:`cascade_global_pool` (AvgPool kernel = stride
-     steps until H*W <= 256, then GlobalAveragePool).
-   Same parameters and state-dict keys as the official variant; must be trained.
+1. **Static pools** :func:`static_avg_pool` (``adaptive_avg_pool2d`` as AvgPool kernel = stride,
+   exact when sizes divide) and :func:`cascade_global_pool` (AvgPool steps of 8/4/2 until
+   H*W <= 256, then GlobalAveragePool). Also registered in ``litehrnet.POOLS`` as ``static`` /
+   ``cascade`` so official-layout rows can use them.
 
-2. **Exact rewrite** :func:`to_npu_rewrite` of an official model at one input size: the same
-   function (max|diff| ~1e-6) with no shuffle op at all. Each branch tensor is kept in a *physical*
-   channel order plus a permutation to the *logical* (official) order; a shuffle only updates the
-   permutation, and every conv reading or writing the tensor gets its weights permuted instead
-   (exact). The LITE block then runs on all channels of a branch: the half the official block
-   leaves untouched gets an identity depthwise kernel and weights of exactly 1 (sigmoid of a
-   bias of +20, which is 1.0 in float32), so no Split/Slice/Concat is needed either. Pools become
-   the static pools above, BatchNorm is folded into the convs.
+2. **Trainable variants** ``litehrnet_18_npu`` / ``litehrnet_30_npu`` (rows of
+   :data:`NPU_VARIANTS`, ``arch: litehrnet_npu``, merged into ``litehrnet.models.VARIANTS``):
+   official stem/transitions/fuse/head with the LITE block replaced by
+   :class:`NpuChannelWeighting` (no split, no shuffle, global-mean weighting, residual) and a
+   plain fuse sum. New parameters: they must be trained.
+
+3. **Exact rewrite** :func:`to_npu_rewrite` of an official model at one input size: the same
+   function with no shuffle op at all. Each branch tensor is kept in a *physical* channel order
+   plus a permutation to the *logical* (official) order; a shuffle only updates the permutation,
+   and every conv reading or writing the tensor gets its weights permuted instead (exact). The
+   LITE block then runs on all channels of a branch: the half the official block leaves untouched
+   gets an identity depthwise kernel and weights of exactly 1 (sigmoid of a bias of +20, which is
+   1.0 in float32), so no Split/Slice/Concat is needed either. Pools become the static pools
+   above, BatchNorm is folded into the convs.
 """
 
 from __future__ import annotations
@@ -203,8 +205,9 @@ def _npu_row(official: str) -> dict:
     from .variants import VARIANTS
 
     row = copy.deepcopy(VARIANTS[official])
-    row.update(arch="litehrnet_npu", channel_shuffle="none", cross_res_pool="static",
-               spatial_pool="cascade", npu_of=official, published={})
+    for key in ("channel_shuffle", "cross_res_pool", "spatial_pool", "block"):
+        row.pop(key, None)          # the NPU block has none of these swappable parts
+    row.update(arch="litehrnet_npu", npu_of=official, published={})
     return row
 
 
@@ -232,6 +235,11 @@ _register_builders()
 
 # ----------------------------------------------------------------------------------------------
 # Exact rewrite: helpers
+#
+# Convention: a branch tensor carries ``perm`` with perm[l] = physical channel holding logical
+# (official) channel l; ``inv = _inverse(perm)`` gives the logical channel of each physical one.
+# A conv reading such a tensor takes weight columns ``w[:, inv]``; a conv writing into a layout
+# ``perm_out`` takes rows ``w[inv_out]``; a depthwise conv keeps the layout (``w[inv]``).
 # ----------------------------------------------------------------------------------------------
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[Tensor, Tensor]:
     """Conv weight and bias with an eval-mode BatchNorm folded in."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -191,4 +192,4 @@ def test_cli_strict_json_and_errors(tmp_path, capsys):
 
 def test_deploy_checker_does_not_import_torch():
     code = "import sys, litehrnet.deploy.npu_check; sys.exit(1 if 'torch' in sys.modules else 0)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=npu_check.Path(__file__).parents[2]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
