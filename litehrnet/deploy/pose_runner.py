@@ -88,11 +88,11 @@ class PoseRunner(OnnxRunner):
 
     def heatmaps(self, inputs_nchw: np.ndarray) -> np.ndarray:
         """Network heatmaps, averaged with the flipped pass when ``flip_test`` is on."""
-        heatmaps = self.run_batched(inputs_nchw)
-        if self.params["flip_test"]:
-            flipped = self.run_batched(np.ascontiguousarray(inputs_nchw[..., ::-1]))
-            heatmaps = 0.5 * (heatmaps + flip_back(flipped, self.flip_pairs, self.params["shift_heatmap"]))
-        return heatmaps
+        if not self.params["flip_test"]:
+            return self.run_batched(inputs_nchw)
+        n = len(inputs_nchw)
+        both = self.run_batched(np.concatenate([inputs_nchw, inputs_nchw[..., ::-1]], 0))  # one call if dynamic
+        return 0.5 * (both[:n] + flip_back(both[n:], self.flip_pairs, self.params["shift_heatmap"]))
 
     def postprocess(self, heatmaps_nkhw: np.ndarray, crops: Crops) -> np.ndarray:
         keypoints_xy, scores = decode_topdown(heatmaps_nkhw, crops.center_xy, crops.scale_wh_px, self.input_hw,

@@ -129,3 +129,14 @@ def test_stage_timer_counts_images_persons_and_every_stage(analytic_pose_onnx):
     timer = solution.timer
     assert (timer.images, timer.persons) == (2, 4)
     assert set(timer.total_ms) == {"detector", "crop", "pose", "decode"} and min(timer.total_ms.values()) > 0
+
+
+def test_flip_test_with_dynamic_batch_is_one_call(analytic_pose_onnx, analytic_pose_onnx_dynamic):
+    img = _dots_image(DOTS_XY)
+    dynamic = _solution(analytic_pose_onnx_dynamic, flip_test=True)
+    calls = []
+    original = dynamic.pose.infer
+    dynamic.pose.infer = lambda x: calls.append(len(x)) or original(x)
+    expected = _solution(analytic_pose_onnx, flip_test=True)(img, BOXES_LTWHS).keypoints_nk3
+    np.testing.assert_allclose(dynamic(img, BOXES_LTWHS).keypoints_nk3, expected, atol=1e-5)
+    assert calls == [6]  # 3 crops + their mirrors
