@@ -1,7 +1,7 @@
 """Robust input reading for the deploy scripts: images, folders, list files and videos.
 
 Every input item becomes ``(img_path, img_bgr | None, reason)``: readable images come back as
-8-bit 3-channel BGR whatever they were on disk (grayscale, alpha, 16-bit, float), and anything
+8-bit 3-channel BGR whatever they were on disk (grayscale, alpha, 16-bit), and anything
 unreadable (missing, a folder, a dangling link, empty, truncated, not an image) comes back with
 ``None`` and a one-line reason, so a batch never stops on one bad file.
 """
@@ -15,32 +15,17 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from prepostprocess.image_io import ImageLoadError, decode_image_bgr
+
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16-bit and gray; applies EXIF orientation
-
-
-def to_bgr8(img: np.ndarray) -> np.ndarray:
-    """Any decoded image -> uint8 ``HxWx3`` BGR (16-bit scaled by 1/257, floats in [0, 1] by 255, alpha dropped)."""
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = img.astype(np.float32)
-        if np.nanmax(img) <= 1.0:
-            img = img * 255.0
-        img = np.nan_to_num(img).clip(0, 255).round().astype(np.uint8)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 2:  # gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img[:, :, :3])
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
-    """``(img_bgr, "")`` or ``(None, reason)``; never raises for a bad file."""
+    """``(img_bgr, "")`` or ``(None, reason)``; never raises for a bad file.
+
+    Decoding is :func:`prepostprocess.decode_image_bgr`, the same function the training loader
+    uses, so the chain sees exactly the pixels training saw (EXIF orientation, gray, alpha, 16-bit).
+    """
     path = Path(path)
     if path.is_symlink() and not path.exists():
         return None, "dangling symbolic link"
@@ -49,17 +34,18 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
     if path.is_dir():
         return None, "is a folder, not an image"
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
+        data = path.read_bytes()
     except OSError as exc:
         return None, f"cannot read file ({exc.strerror or exc})"
-    if data.size == 0:
+    if not data:
         return None, "empty file"
-    img = cv2.imdecode(data, _DECODE_FLAGS)
-    if img is None:
-        return None, "not a decodable image (corrupt, truncated or unsupported format)"
-    if img.size == 0 or min(img.shape[:2]) < 1:
+    try:
+        img = decode_image_bgr(data, str(path))
+    except ImageLoadError as exc:  # message is "<path>: <reason>"; the path is reported separately
+        return None, f"not a decodable image ({str(exc).split(': ', 1)[-1]})"
+    if img.size == 0:
         return None, "image has zero size"
-    return to_bgr8(img), ""
+    return img, ""
 
 
 def _list_file_entries(list_path: Path) -> Iterator[tuple[str, Path]]:
@@ -90,7 +76,7 @@ def iter_video(path: Path) -> Iterator[tuple[str, np.ndarray | None, str]]:
             ok, frame = capture.read()
             if not ok:
                 break
-            yield f"{path}#{index:06d}", to_bgr8(frame), ""
+            yield f"{path}#{index:06d}", frame, ""  # OpenCV video frames are uint8 BGR
             index += 1
     finally:
         capture.release()
