@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from . import layers
 from .layers import conv_bn
 
 
@@ -81,26 +82,9 @@ def make_blocks(block: type[nn.Module], in_channels: int, out_channels: int, num
 # Multi-branch module
 # ----------------------------------------------------------------------------------------------
 def make_fuse_layers(channels: list[int], num_out: int) -> nn.ModuleList:
-    """``fuse_layers[i][j]``: j > i 1x1 conv + BN + nearest upsample; j < i a chain of 3x3 s2
-    conv + BN (+ ReLU except on the last step); ``None`` for i == j."""
-    rows = []
-    for i in range(num_out):
-        row: list[nn.Module | None] = []
-        for j, c_in in enumerate(channels):
-            if j > i:
-                row.append(nn.Sequential(
-                    nn.Conv2d(c_in, channels[i], 1, bias=False),
-                    nn.BatchNorm2d(channels[i]),
-                    nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
-                ))
-            elif j == i:
-                row.append(None)
-            else:
-                steps = [conv_bn(c_in, c_in, 3, stride=2, relu=True) for _ in range(i - j - 1)]
-                steps.append(conv_bn(c_in, channels[i], 3, stride=2))
-                row.append(nn.Sequential(*steps))
-        rows.append(nn.ModuleList(row))
-    return nn.ModuleList(rows)
+    """HRNet fuse layers: downsampling steps are 3x3 stride-2 conv + BN (+ ReLU but on the last)."""
+    return layers.make_fuse_layers(
+        channels, num_out, lambda c_in, c_out, relu: conv_bn(c_in, c_out, 3, stride=2, relu=relu))
 
 
 class HRModule(nn.Module):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Callable
 
 from torch import nn
 
@@ -65,3 +66,31 @@ def init_weights_like_mmpose(module: nn.Module, conv_std: float = 0.001) -> None
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def make_fuse_layers(channels: list[int], num_out: int,
+                     downsample_step: Callable[[int, int, bool], nn.Module]) -> nn.ModuleList:
+    """HRNet-style fuse layers: ``fuse_layers[i][j]`` maps branch j to branch i (``None`` if i == j).
+
+    j > i: 1x1 conv + BN + nearest upsample x2^(j-i). j < i: (i - j) stride-2 steps built by
+    ``downsample_step(c_in, c_out, relu)``, keeping j's channels until the last step, which maps to
+    branch i's channels without ReLU (HRNet: 3x3 conv + BN; Lite-HRNet: depthwise-separable).
+    """
+    rows = []
+    for i in range(num_out):
+        row: list[nn.Module | None] = []
+        for j, c_in in enumerate(channels):
+            if j > i:
+                row.append(nn.Sequential(
+                    nn.Conv2d(c_in, channels[i], 1, bias=False),
+                    nn.BatchNorm2d(channels[i]),
+                    nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
+                ))
+            elif j == i:
+                row.append(None)
+            else:
+                steps = [downsample_step(c_in, c_in, True) for _ in range(i - j - 1)]
+                steps.append(downsample_step(c_in, channels[i], False))
+                row.append(nn.Sequential(*steps))
+        rows.append(nn.ModuleList(row))
+    return nn.ModuleList(rows)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import layers
 from .layers import conv_bn_act
 
 PoolFn = Callable[[Tensor, tuple[int, int]], Tensor]
@@ -208,26 +209,9 @@ class ShuffleUnit(nn.Module):
 # Multi-branch module
 # ----------------------------------------------------------------------------------------------
 def make_fuse_layers(channels: list[int], num_out: int) -> nn.ModuleList:
-    """``fuse_layers[i][j]`` maps branch j to branch i's resolution/channels (``None`` if i == j):
-    j > i: 1x1 conv + BN + nearest upsample; j < i: (i - j) stride-2 depthwise-separable steps."""
-    rows = []
-    for i in range(num_out):
-        row: list[nn.Module | None] = []
-        for j, c_in in enumerate(channels):
-            if j > i:
-                row.append(nn.Sequential(
-                    nn.Conv2d(c_in, channels[i], 1, bias=False),
-                    nn.BatchNorm2d(channels[i]),
-                    nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
-                ))
-            elif j == i:
-                row.append(None)
-            else:
-                steps = [dw_pw(c_in, c_in, 2, relu=True) for _ in range(i - j - 1)]
-                steps.append(dw_pw(c_in, channels[i], 2, relu=False))
-                row.append(nn.Sequential(*steps))
-        rows.append(nn.ModuleList(row))
-    return nn.ModuleList(rows)
+    """Lite-HRNet fuse layers: downsampling steps are depthwise 3x3 s2 + BN + 1x1 + BN (+ ReLU)."""
+    return layers.make_fuse_layers(
+        channels, num_out, lambda c_in, c_out, relu: dw_pw(c_in, c_out, 2, relu=relu))
 
 
 class LiteHRModule(nn.Module):
