@@ -11,6 +11,7 @@ from .geometry import (
     affine_points,
     bbox_xywh_to_center_scale,
     center_scale_to_bbox_xywh,
+    clip_bbox_xywh_coco,
     compose_affine,
     get_affine_matrix,
     hflip_matrix,

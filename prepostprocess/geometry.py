@@ -39,6 +39,23 @@ def bbox_xywh_to_center_scale(
     return center, scale
 
 
+def clip_bbox_xywh_coco(bbox_xywh: ArrayLike, img_w: float, img_h: float) -> np.ndarray | None:
+    """The official COCO top-down clean-up of a ground-truth box, or ``None`` if nothing is left.
+
+    COCO boxes are treated as inclusive pixel ranges: ``x2 = x1 + w - 1``, clipped to the image
+    (``[0, img_w - 1]``), as mmpose 0.x / HRNet do before computing centre and scale. Used by the
+    training/evaluation datasets and by the deploy chain's ground-truth-box mode, so both crop the
+    same region.
+    """
+    x, y, w, h = (float(v) for v in np.asarray(bbox_xywh, dtype=np.float64)[:4])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(img_w - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(img_h - 1.0, y1 + max(0.0, h - 1.0))
+    if x2 > x1 and y2 > y1:
+        return np.array([x1, y1, x2 - x1, y2 - y1])
+    return None
+
+
 def center_scale_to_bbox_xywh(
     center_xy: ArrayLike, scale_wh_px: ArrayLike, padding: float = 1.0
 ) -> np.ndarray:

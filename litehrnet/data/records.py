@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prepostprocess.geometry import clip_bbox_xywh_coco
+
 MPII_PIXEL_STD = 200.0  # MPII's scale unit (the mmpose 0.x convention)
 
 
@@ -88,7 +90,7 @@ def load_coco_records(ann_file, img_dir, num_keypoints: int) -> list[dict]:
             continue
         img = images.get(ann["image_id"])
         _require(img is not None, ann_file, f"annotations[{i}] refers to unknown image_id {ann['image_id']}")
-        box = _clean_bbox(ann["bbox"], img["width"], img["height"])
+        box = clip_bbox_xywh_coco(ann["bbox"], img["width"], img["height"])
         if box is None or ann.get("area", 1) <= 0:
             continue
         kps = kps.reshape(num_keypoints, 3)
@@ -101,16 +103,6 @@ def load_coco_records(ann_file, img_dir, num_keypoints: int) -> list[dict]:
             "bbox_score": 1.0,
         })
     return records
-
-
-def _clean_bbox(bbox, width: float, height: float) -> np.ndarray | None:
-    x, y, w, h = (float(v) for v in bbox[:4])
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-    if x2 > x1 and y2 > y1:
-        return np.array([x1, y1, x2 - x1, y2 - y1])
-    return None
 
 
 def load_coco_det_records(det_file, ann_file, img_dir, num_keypoints: int, score_thr: float = 0.0) -> list[dict]:

@@ -7,7 +7,9 @@ Accepted layouts (boxes ``[l, t, w, h]`` or ``[l, t, w, h, score]`` in image pix
   "category_id": 1}, ...]`` (``file_name`` may replace ``image_id``; only category 1 is kept),
   as the official top-down evaluation's detection files are;
 * a COCO keypoint annotation file (``{"images", "annotations"}``): the ground-truth boxes of the
-  non-crowd people (score 1), looked up by ``file_name`` - top-down evaluation with GT boxes.
+  non-crowd people with labelled keypoints (score 1), cleaned exactly as the evaluation dataset
+  cleans them (:func:`prepostprocess.geometry.clip_bbox_xywh_coco`), looked up by ``file_name`` -
+  top-down evaluation with GT boxes, identical crops to ``test.py --use-gt-bbox``.
 
 :class:`BoxTable` looks images up by the exact recorded path, then by file name, then by the COCO
 image id in the file name.
@@ -20,6 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from prepostprocess.geometry import clip_bbox_xywh_coco
 
 from .params import ParamsError
 from .records import coco_image_id
@@ -66,11 +70,20 @@ class BoxTable:
 
     @staticmethod
     def _from_coco_annotations(data: dict, source: str) -> dict[str | int, np.ndarray]:
-        names = {img["id"]: img["file_name"] for img in data["images"]}
-        grouped: dict[str | int, list] = {name: [] for name in names.values()}
+        images = {img["id"]: img for img in data["images"]}
+        grouped: dict[str | int, list] = {img["file_name"]: [] for img in images.values()}
         for ann in data["annotations"]:
-            if not ann.get("iscrowd", 0) and ann.get("category_id", 1) == 1 and ann["image_id"] in names:
-                grouped[names[ann["image_id"]]].append([*ann["bbox"][:4], 1.0])
+            img = images.get(ann.get("image_id"))
+            if img is None or ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1:
+                continue
+            if "keypoints" in ann and (ann.get("num_keypoints", 1) == 0 or max(ann["keypoints"], default=0) <= 0):
+                continue  # the evaluation's GT-box mode only crops people with labelled keypoints
+            box = ann["bbox"][:4]
+            if "width" in img and "height" in img:  # the same clean-up as the training/eval datasets
+                box = clip_bbox_xywh_coco(box, img["width"], img["height"])
+                if box is None:
+                    continue
+            grouped[img["file_name"]].append([*box, 1.0])
         return {k: _as_boxes(v, source) for k, v in grouped.items()}
 
     def lookup(self, img_path: str) -> np.ndarray:

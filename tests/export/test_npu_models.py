@@ -121,12 +121,29 @@ def test_rewrite_onnx_meets_constraints_and_matches_original(tmp_path, officiali
     proto = onnx.load(str(tmp_path / "rw.onnx"))
     assert_npu_constraints(proto)
     assert "Slice" not in {n.op_type for n in proto.graph.node}
+    assert_blocked_layout_friendly(proto)
     from litehrnet.export import run_onnxruntime
 
     with torch.no_grad():
         official = model(x).numpy()
     assert np.abs(run_onnxruntime(proto, x.numpy()) - official).max() <= 1e-4
     assert report.op_histogram["AveragePool"] > 0
+
+
+def assert_blocked_layout_friendly(proto: onnx.ModelProto) -> None:
+    """What lets onnxruntime run the rewrite in NCHWc without layout reorders (its CPU speed):
+    every Mul multiplies equal shapes (no broadcast) and every backbone 1x1 conv has 8k output
+    channels (the keypoint head's final 17-channel conv is the graph output, left as it is)."""
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    muls = [n for n in proto.graph.node if n.op_type == "Mul"]
+    assert muls and all(shapes[n.input[0]] == shapes[n.input[1]] for n in muls)
+    weights = {t.name: t.dims for t in proto.graph.initializer}
+    pointwise = [weights[n.input[1]] for n in proto.graph.node
+                 if n.op_type == "Conv" and list(weights[n.input[1]][2:]) == [1, 1]
+                 and n.output[0] not in {o.name for o in proto.graph.output}]
+    assert pointwise and all(w[0] % 8 == 0 for w in pointwise)
 
 
 def test_rewrite_refuses_what_it_cannot_do_exactly():
