@@ -15,23 +15,35 @@ import json
 import sys
 from pathlib import Path
 
+from litehrnet import cli_checks
 from litehrnet.deploy import ParamsError, RunnerError
 from litehrnet.deploy.cli import add_chain_arguments, run_one, solution_from_args
-from litehrnet.deploy.image_io import read_image
-from litehrnet.deploy.records import draw_result, make_record, write_image_atomic, write_json_atomic
+from litehrnet.deploy.inputs import read_image
+from litehrnet.deploy.drawing import below_threshold_note, draw_result, write_image_atomic
+from litehrnet.deploy.records import make_record, write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--img-path", type=Path, required=True, help="input image")
-    add_chain_arguments(parser)
+    add_chain_arguments(parser, Path(__file__).resolve().parent / "utils")
     parser.add_argument("--save-path", type=Path, help="write the record as JSON here")
     parser.add_argument("--vis", type=Path, help="write a drawing (boxes + skeletons) here, e.g. out.png")
+    parser.add_argument("--kpt-thr", type=float, default=0.3, help="draw keypoints scoring at least this (default 0.3)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:  # outputs and inputs first: one line, exit 2, before the models load
+        if args.boxes is not None:
+            cli_checks.input_file(args.boxes, "boxes file (--boxes)", "pass a JSON of person boxes")
+        if args.save_path:
+            cli_checks.output_file(args.save_path, "record file (--save-path)")
+        if args.vis:
+            cli_checks.output_file(args.vis, "drawing (--vis)", extensions=cli_checks.IMAGE_EXTENSIONS)
+    except cli_checks.PathCheckError as exc:
+        return cli_checks.report(exc)
     img_bgr, reason = read_image(args.img_path)
     if img_bgr is None:
         print(f"error: {args.img_path}: {reason}", file=sys.stderr)
@@ -43,14 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = run_one(solution, boxes, str(args.img_path), img_bgr)
     record = make_record(str(args.img_path), result)
-    print(json.dumps(record))
-    print(f"{len(result.bboxes_ltwhs)} person(s) in {args.img_path}", file=sys.stderr)
+    print(json.dumps(record, allow_nan=False))
+    print(f"{len(result.bboxes_xywhs)} person(s) in {args.img_path}", file=sys.stderr)
+    if boxes is not None:
+        boxes.report_missing(str(args.img_path))
+    note = below_threshold_note(result.keypoints_nk3, args.kpt_thr)
+    if note:
+        print(f"note: {note} (--kpt-thr {args.kpt_thr:g}); is the pose model trained?", file=sys.stderr)
     if args.save_path:
         write_json_atomic(record, args.save_path)
     if args.vis:
-        write_image_atomic(draw_result(img_bgr, result), args.vis)
+        write_image_atomic(draw_result(img_bgr, result, args.kpt_thr), args.vis)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_checks.run_main(main, "nothing was written (outputs are written at the end, atomically)",
+                                 "run the same command again"))

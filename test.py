@@ -6,7 +6,9 @@
 
 Defaults follow the official test recipe (flip test, 1-px heatmap shift, default decode,
 OKS-NMS 0.9, keypoint score threshold 0.2); ``--det-file`` switches from GT boxes to person
-detections (a COCO results JSON).
+detections (a COCO results JSON). MPII is scored against the official ``mpii_gt_val.mat`` when it
+lies next to ``data.val_ann`` (or ``data.val_gt_mat`` names it), else against per-entry head boxes
+in the JSON (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import argparse
 import os
 import sys
 
+from litehrnet import cli_checks
 from litehrnet.config import ConfigError, load_config, parse_cli_options
+from prepostprocess.heatmap import DECODE_METHODS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval", choices=("mAP", "PCKh"), help="metric (default: test.metric of the config)")
     parser.add_argument("--det-file", help="person detections (COCO results JSON); implies detector boxes")
     parser.add_argument("--use-gt-bbox", action="store_true", help="use ground-truth boxes (overrides the config)")
-    parser.add_argument("--decode", choices=("default", "dark"), help="heatmap decode (default: test.decode)")
+    parser.add_argument("--decode", choices=DECODE_METHODS, help="heatmap decode (default: test.decode)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--no-shift", action="store_true", help="disable the 1-px shift of flipped heatmaps")
     parser.add_argument("--batch-size", type=int, help="test batch size (default: test.batch_size)")
@@ -61,15 +65,18 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.det_file and not os.path.isfile(args.det_file):
-        print(f"error: {args.det_file}: detection file (--det-file) not found; pass a COCO results JSON "
-              "of person boxes", file=sys.stderr)
-        return 1
     try:
         cfg = load_config(args.config, _overrides(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:  # every path before the first image: one line, exit 2
+        cli_checks.input_file(args.checkpoint, "checkpoint", "pass the .pth file to evaluate")
+        cli_checks.config_data_paths(cfg, ("val",))
+        if args.out:
+            cli_checks.output_file(args.out, "results file (--out)")
+    except cli_checks.PathCheckError as exc:
+        return cli_checks.report(exc)
 
     from litehrnet.training.predict import run_test
 
@@ -88,4 +95,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_checks.run_main(main, "nothing was written (--out is written at the end, atomically)",
+                                 "run the same command again"))

@@ -12,18 +12,16 @@ shared machine the CPU-time rate is what one dedicated core would deliver.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import cv2
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from litehrnet.config import SCHEMA, merge
+from litehrnet.data import build_dataset
+from prepostprocess import read_image_bgr
 
-from litehrnet.config import SCHEMA, merge  # noqa: E402
-from litehrnet.data import build_dataset  # noqa: E402
-from prepostprocess import read_image_bgr  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Timed:

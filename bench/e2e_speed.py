@@ -5,7 +5,9 @@
 
 Without model paths the models are made first (not timed): YOLOv5n from
 ``../shared/weights/yolov5n.pt`` via ``tools/yolov5_to_onnx.py``, and a random-init
-``litehrnet_18`` 256x192 via ``export2onnx.py ... none`` (speed does not depend on the weights).
+``litehrnet_18`` 256x192 via ``export2onnx.py ... none``, which gives the network synthetic
+trained-like weights (realistic activation ranges, as every benchmark uses; ``bench/weights_speed.py``
+compares them with mmpose's random init on the same graph in one run).
 References measured in the same run: the ``session.run`` calls made inside the chain (timed one
 by one) and, separately, the bare latency of each model on a fixed input. The runner overhead
 ratio is (crop + pose + decode time per person) / (in-chain ``session.run`` time x runs per
@@ -25,13 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from litehrnet.deploy import AffineCropRunner, PoseRunner, TopDownSolution, YoloV5Runner
+from litehrnet.deploy.inputs import iter_inputs
+from litehrnet.deploy.solution import STAGES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from litehrnet.deploy import AffineCropRunner, PoseRunner, TopDownSolution, YoloV5Runner  # noqa: E402
-from litehrnet.deploy.image_io import iter_inputs  # noqa: E402
-from litehrnet.deploy.solution import STAGES  # noqa: E402
-
 SHARED = REPO_ROOT.parent / "shared"
 
 
@@ -77,7 +77,8 @@ def run_chain(args, images, threads: int) -> dict[str, float]:
                                  iou_thres=0.45, top_k_num=100, classes=[0], preprocess="official"), threads)
     pose = PoseRunner(dict(onnx_path=str(args.pose_onnx), input_w=192, input_h=256, norm=args.norm,
                            channel_order="rgb", decode="default", flip_test=args.flip_test), threads)
-    solution = TopDownSolution(detector, AffineCropRunner(dict(input_w=192, input_h=256, padding=1.25)), pose)
+    cropper = AffineCropRunner(dict(input_w=192, input_h=256, padding=1.25), pose.network_input)
+    solution = TopDownSolution(detector, cropper, pose)
     for img in images[:2]:  # warm-up, not timed
         solution(img)
     solution.timer.__init__()
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RESULT e2e_images_per_s={best['images_per_s']:.2f}")
     print(f"RESULT pose_overhead_ratio={best['pose_overhead_ratio']:.3f}")
     print(f"RESULT pose_stage_ms_per_person={best['pose_stage_ms_per_person']:.2f}")
+    for threads, result in results.items():  # the bare pose model (synthetic trained-like weights)
+        print(f"RESULT bare_pose_ms_{threads}thread={result['bare_pose_ms']:.2f}")
     return 0
 
 

@@ -3,7 +3,8 @@
     python bench/export_speed.py [--runs 200] [--warmup 20] [--threads 1 2] [--hw 256 192]
 
 Exports (random "trained-like" weights, litehrnet.export.synthetic) official ``litehrnet_18``,
-its exact NPU rewrite, the trainable ``litehrnet_18_npu`` and ``hrnet_w32``; measures onnxruntime
+its exact NPU rewrite, the trainable ``litehrnet_18_npu`` and ``hrnet_w32`` (plus the two NPU graphs
+with ``--joint-upsampling``: 2-D Resizes, CPU/GPU-only files); measures onnxruntime
 CPU latency (median and p90 of ``--runs`` runs after ``--warmup``) at each thread count, with the
 models interleaved run by run so machine load hits all of them alike; prints each latency as a
 ratio to official ``litehrnet_18`` from the same run. Ends with ``RESULT`` lines (1 thread, median).
@@ -12,7 +13,6 @@ ratio to official ``litehrnet_18`` from the same run. Ends with ``RESULT`` lines
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,20 +20,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from litehrnet.kneron.checker import check_model, op_histogram
+from litehrnet.kneron.operators import CHIPS
+from litehrnet.export import export_onnx, pose_metadata
+from litehrnet.export.synthetic import synthetic_trained_weights
+from litehrnet.keypoints import get_keypoint_info
+from litehrnet.models import build_model
+from litehrnet.export.npu_rewrite import to_npu_rewrite
+from litehrnet.models.separable_resize import set_separable_upsampling
 
-from litehrnet.deploy.npu_check import check_model, op_histogram  # noqa: E402
-from litehrnet.export import export_onnx, pose_metadata  # noqa: E402
-from litehrnet.export.synthetic import synthetic_trained_weights  # noqa: E402
-from litehrnet.keypoints import get_keypoint_info  # noqa: E402
-from litehrnet.models import build_model  # noqa: E402
-from litehrnet.models.npu import to_npu_rewrite  # noqa: E402
-
-MODELS = ("litehrnet_18", "litehrnet_18_npu_rewrite", "litehrnet_18_npu", "hrnet_w32")
+MODELS = ("litehrnet_18", "litehrnet_18_npu_rewrite", "litehrnet_18_npu", "hrnet_w32",
+          "litehrnet_18_npu_rewrite_joint", "litehrnet_18_npu_joint")   # _joint: --joint-upsampling
 REFERENCE = "litehrnet_18"
 
 
 def build(name: str, input_hw: tuple[int, int]) -> torch.nn.Module:
+    if name.endswith("_joint"):   # 2-D Resizes (CPU/GPU-only files): same function, fewer nodes
+        return set_separable_upsampling(build(name[: -len("_joint")], input_hw), False)
     calib = torch.randn(2, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     if name.endswith("_npu_rewrite"):
         official = synthetic_trained_weights(build_model(name[: -len("_npu_rewrite")]), calib)
@@ -47,7 +50,8 @@ def export_all(out_dir: Path, input_hw: tuple[int, int]) -> dict[str, Path]:
     for name in MODELS:
         start = time.perf_counter()
         model = build(name, input_hw)
-        meta = pose_metadata(name, input_hw, "torch", "rgb", coco.keypoint_names, coco.flip_pairs)
+        meta = pose_metadata(name, input_hw, "torch", "rgb", coco.keypoint_names, coco.flip_pairs,
+                             heatmap_stride=model.heatmap_stride)
         report = export_onnx(model, out_dir / f"{name}.onnx", input_hw, metadata=meta)
         print(f"exported {name}: {report.num_nodes} nodes, max|ort - torch| = {report.max_abs_diff:.2g}, "
               f"{time.perf_counter() - start:.1f} s")
@@ -62,6 +66,7 @@ def measure(paths: dict[str, Path], threads: int, runs: int, warmup: int,
 
     x = np.random.default_rng(0).standard_normal((1, 3, *input_hw)).astype(np.float32)
     sessions = {}
+    ort.disable_telemetry_events()
     for name, path in paths.items():
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -89,12 +94,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_all(Path(tmp), input_hw)
-        print("\n## NPU checker (SPEC 3)")
+        print("\n## Kneron operator table (toolchain v0.33.1), CPU nodes by a literal reading")
         for name, path in paths.items():
             verdicts = []
-            for target in ("KL520", "KL720"):
+            for target in CHIPS:
                 r = check_model(path, target)
-                verdicts.append(f"{target} {r.verdict} ({r.num_unsupported_nodes} CPU nodes, max rank {r.max_rank})")
+                amb = f", {r.num_ambiguous_nodes} ambiguous" if r.num_ambiguous_nodes else ""
+                verdicts.append(f"{target} {r.verdict} ({r.num_cpu_nodes} CPU{amb})")
             print(f"{name:26s} " + "; ".join(verdicts))
         print("\n## op histograms")
         import onnx
@@ -118,6 +124,8 @@ def main() -> None:
     print(f"RESULT latency_ratio_npu_variant={results[('litehrnet_18_npu', t1)]:.3f}")
     print(f"RESULT latency_ratio_npu_rewrite={results[('litehrnet_18_npu_rewrite', t1)]:.3f}")
     print(f"RESULT latency_ratio_hrnet_w32={results[('hrnet_w32', t1)]:.3f}")
+    print(f"RESULT latency_ratio_npu_variant_joint={results[('litehrnet_18_npu_joint', t1)]:.3f}")
+    print(f"RESULT latency_ratio_npu_rewrite_joint={results[('litehrnet_18_npu_rewrite_joint', t1)]:.3f}")
 
 
 if __name__ == "__main__":

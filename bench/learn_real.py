@@ -28,15 +28,13 @@ from pathlib import Path
 
 import torch
 
+from litehrnet.config import load_config, parse_cli_options
+from litehrnet.models import build_model_from_config
+from litehrnet.training.predict import evaluate_model
+from litehrnet.training.rng import seed_everything
+from litehrnet.training.trainer import TrainOptions, train
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from litehrnet.config import load_config, parse_cli_options  # noqa: E402
-from litehrnet.models import build_model_from_config  # noqa: E402
-from litehrnet.training.predict import evaluate_model  # noqa: E402
-from litehrnet.training.rng import seed_everything  # noqa: E402
-from litehrnet.training.trainer import TrainOptions, train  # noqa: E402
-
 BASE_CONFIG = REPO / "configs" / "coco" / "litehrnet_18_coco_256x192.yaml"
 
 
@@ -89,18 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     # rest, with the lr steps placed at 75% / 90% of the final epoch count. The schedule is a pure
     # function of (iteration, epoch), so this equals one run that knew the final count in advance.
     result = train(bench_config(args, 1, steps_at=None), TrainOptions(work_dir=str(work), validate=False,
-                                                                      show_progress=False))
+                                                                      show_progress=False, threads=args.threads))
     mid = max(2, int(budget_s / (time.perf_counter() - start) / 2))
     result = train(bench_config(args, mid, steps_at=None),
                    TrainOptions(work_dir=str(work), resume_from=str(result.last_checkpoint), validate=False,
-                                show_progress=False))
+                                show_progress=False, threads=args.threads))
     per_epoch_s = (time.perf_counter() - start) / mid
     epochs = max(mid + 1, int(budget_s / per_epoch_s))
     print(f"{mid} epochs in {(time.perf_counter() - start) / 60:.1f} min ({per_epoch_s:.1f} s/epoch) -> "
           f"{epochs} epochs in {args.minutes} min", flush=True)
     cfg = bench_config(args, epochs, steps_at=epochs)
     result = train(cfg, TrainOptions(work_dir=str(work), resume_from=str(result.last_checkpoint), validate=False,
-                                     show_progress=False))
+                                     show_progress=False, threads=args.threads))
     train_min = (time.perf_counter() - start) / 60
 
     model = build_model_from_config(cfg)

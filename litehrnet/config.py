@@ -41,11 +41,12 @@ SCHEMA: dict[str, Any] = {
         "train_img_dir": "train2017",
         "val_ann": "annotations/person_keypoints_val2017.json",
         "val_img_dir": "val2017",
+        "val_gt_mat": None,                 # MPII: official mpii_gt_val.mat (null: next to val_ann when present)
         "det_file": None,                   # person detections (COCO results JSON) for testing
         "det_score_thr": 0.0,
         "use_gt_bbox": True,                # validation/test boxes: GT (True) or det_file (False)
         "bbox_padding": 1.25,
-        "norm": "torch",                    # torch | kneron | tf | yolo (prepostprocess modes)
+        "norm": "torch",                    # prepostprocess.normalize.NORM_MODES (docs/data.md)
         "channel_order": "rgb",             # rgb | bgr: order of the network's input channels
         "sigma": 2.0,                       # Gaussian target sigma (heatmap px)
         "subpixel_target": True,            # Gaussian centred at the exact position (False: mmpose 0.x rounding)

@@ -12,13 +12,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 import prepostprocess as pp
-from prepostprocess.normalize import check_channel_order, check_norm
+from prepostprocess.normalize import PIXEL_AFFINE, check_channel_order, check_norm
 
-# mmpose-style (mean, std) on x/255 for each hardware mode, as Kneron's configs write them.
+# mmpose-style (mean, std) on x/255 for each affine mode of prepostprocess.normalize.PIXEL_AFFINE
+# (value = x * m + o  <=>  mean = -o / (255 m), std = 1 / (255 m)), as Kneron's configs write them
+# (kneron: mean 128/255, std 256/255). ``yolo_hw`` drops a bit first: no mean/std expresses it.
 _MEAN_STD_MODES = {
-    "kneron": ((128 / 255,) * 3, (256 / 255,) * 3),
-    "tf": ((128 / 255,) * 3, (128 / 255,) * 3),
-    "yolo": ((0.0,) * 3, (256 / 255,) * 3),
+    **{name: ((-o / (255 * m),) * 3, (1 / (255 * m),) * 3)
+       for name, (m, o) in PIXEL_AFFINE.items() if name != "yolo_hw"},
     "torch": (pp.IMAGENET_MEAN_RGB, pp.IMAGENET_STD_RGB),
 }
 
@@ -30,7 +31,7 @@ def norm_from_mean_std(mean, std, tol: float = 1e-4) -> str:
             return name
     raise ValueError(
         f"NormalizeTensor: mean={list(mean)} std={list(std)} is none of the modes {list(_MEAN_STD_MODES)}; "
-        "use norm='kneron'|'tf'|'yolo'|'torch'"
+        f"use norm= one of {', '.join(pp.NORM_MODES)}"
     )
 
 
@@ -60,9 +61,7 @@ class NormalizeTensor:
         self.norm = check_norm(norm)
 
     def __call__(self, results: dict) -> dict:
-        hwc = results["img"].transpose(1, 2, 0)
-        out = pp.normalize(hwc, self.norm, results.get("channel_order", "rgb"))
-        results["img"] = np.ascontiguousarray(out.transpose(2, 0, 1))
+        results["img"] = pp.normalize(results["img"], self.norm, results.get("channel_order", "rgb"), channel_axis=0)
         results["norm"] = self.norm
         return results
 

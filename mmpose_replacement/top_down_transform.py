@@ -9,7 +9,8 @@ Keys used by this project's pipelines (units in the names; pixels everywhere):
 
 Differences from mmpose 0.x: no hidden ``ann_info`` (sizes, flip pairs and body-part ids are
 constructor arguments), scale in pixels (mmpose's 200-px unit only in :mod:`.post_transforms`),
-``input_hw`` / ``heatmap_hw`` are (height, width), UDP is not supported. Random draws follow mmpose
+``input_hw`` is (height, width), targets come from a codec object (as mmpose 1.x's
+``GenerateTarget(encoder=...)``), UDP is not supported. Random draws follow mmpose
 0.x (including its half-body quirk ``randn() < 0.5`` choosing the upper body ~69% of the time).
 """
 
@@ -172,32 +173,23 @@ class TopDownAffine:
 
 
 class TopDownGenerateTarget:
-    """Gaussian heatmap targets with :func:`prepostprocess.gaussian_heatmaps`.
+    """Heatmap targets from the model's codec (``litehrnet.data.HeatmapCodec``).
 
-    ``subpixel=False`` is mmpose 0.x's classic MSRA target (``unbiased_encoding=False``).
+    ``codec``: any object with ``encode(joints_xy (K, 2) input px, joints_visible (K,)) ->
+    (target (K, h, w), target_weight (K, 1))``; the codec owns the stride, sigma and centring rule
+    (``subpixel=False`` is mmpose 0.x's classic MSRA target, ``unbiased_encoding=False``), and the
+    decode side of every backend uses the same object.
     Needs ``joints_xy`` (input pixels), ``joints_visible``; adds ``target`` (K, h, w) float32 and
     ``target_weight`` (K, 1) float32.
     """
 
-    def __init__(
-        self,
-        input_hw: tuple[int, int],
-        heatmap_hw: tuple[int, int],
-        sigma: float = 2.0,
-        subpixel: bool = False,
-        use_visibility: bool = True,
-    ) -> None:
-        self.heatmap_hw = (int(heatmap_hw[0]), int(heatmap_hw[1]))
-        self.stride_xy = np.array([input_hw[1] / heatmap_hw[1], input_hw[0] / heatmap_hw[0]])
-        self.sigma, self.subpixel, self.use_visibility = sigma, subpixel, use_visibility
+    def __init__(self, codec) -> None:
+        if not callable(getattr(codec, "encode", None)):
+            raise ValueError(f"TopDownGenerateTarget: codec must have an encode() method, got {type(codec).__name__}")
+        self.codec = codec
 
     def __call__(self, results: dict) -> dict:
-        results["target"], results["target_weight"] = pp.gaussian_heatmaps(
-            np.asarray(results["joints_xy"]) / self.stride_xy,
-            results["joints_visible"],
-            self.heatmap_hw,
-            self.sigma,
-            self.subpixel,
-            self.use_visibility,
+        results["target"], results["target_weight"] = self.codec.encode(
+            np.asarray(results["joints_xy"]), results["joints_visible"]
         )
         return results

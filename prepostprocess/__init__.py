@@ -18,6 +18,7 @@ from .geometry import (
     invert_affine,
 )
 from .heatmap import (
+    DECODE_METHODS,
     argmax_keypoints,
     decode_heatmaps,
     decode_topdown,
@@ -41,6 +42,7 @@ from .normalize import (
     DEFAULT_RADIX,
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
+    CHANNEL_ORDERS,
     NORM_MODES,
     bgr_to_channel_order,
     check_channel_order,

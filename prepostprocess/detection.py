@@ -168,7 +168,7 @@ def select_detections(
     return np.concatenate([boxes[kept], scores[kept, None], class_ids[kept, None]], 1).astype(np.float32)
 
 
-def xyxy_to_ltwh(boxes_xyxy: np.ndarray) -> np.ndarray:
+def xyxy_to_xywh(boxes_xyxy: np.ndarray) -> np.ndarray:
     out = np.asarray(boxes_xyxy, np.float32).copy()
     out[:, 2:4] -= out[:, 0:2]
     return out

@@ -109,7 +109,7 @@ def decode_heatmaps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps -> keypoints ``(N, K, 2)`` float32 in heatmap pixels and scores ``(N, K)`` float32."""
     if method not in DECODE_METHODS:
-        raise ValueError(f"unknown decode method {method!r}; use 'default' or 'dark'")
+        raise ValueError(f"unknown decode method {method!r}; use one of {', '.join(DECODE_METHODS)}")
     hm = _check_nkhw(heatmaps_nkhw)
     coords, maxvals = argmax_keypoints(hm)
     if method == "default":

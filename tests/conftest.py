@@ -20,8 +20,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+REF_DIR = REPO_ROOT / ".ref"  # test-only mmpose reference: pip install --no-deps --target .ref ...
+
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+if REF_DIR.is_dir() and str(REF_DIR) not in sys.path:
+    sys.path.append(str(REF_DIR))  # after site-packages: never shadows the runtime's packages
 
 try:  # keep the suite predictable on a 2-core machine
     import torch
@@ -57,7 +61,7 @@ def import_mmpose_module(dotted: str):
     """
     spec = importlib.util.find_spec("mmpose")
     if spec is None or spec.origin is None:
-        _missing("mmpose 1.3.2 (test-only reference) not installed: pip install --no-deps -r requirements-ref.txt")
+        _missing("mmpose 1.3.2 (test-only reference) not installed: pip install --no-deps --upgrade --target .ref -r requirements-ref.txt")
     root = Path(spec.origin).parent
     for name in ("mmpose.models", "mmpose.models.backbones", "mmpose.models.heads"):
         if name not in sys.modules:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from litehrnet.data.synthetic import SyntheticSpec, make_synthetic_coco  # noqa: E402
+from litehrnet import cli_checks
+from litehrnet.data.synthetic import SyntheticSpec, make_synthetic_coco
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--train, --val and --max-figures must be >= 1")
     if args.figure_height[0] < 16 or args.figure_height[0] > args.figure_height[1]:
         parser.error("--figure-height MIN MAX needs 16 <= MIN <= MAX")
+    try:
+        cli_checks.output_dir(args.out, "output root (--out)")
+    except cli_checks.PathCheckError as exc:
+        return cli_checks.report(exc)
     spec = SyntheticSpec(num_train=args.train, num_val=args.val, image_hw=tuple(args.image_hw),
                          figure_height_px=tuple(args.figure_height), max_figures=args.max_figures, seed=args.seed)
     start = time.perf_counter()
@@ -43,4 +45,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_checks.run_main(main, "a partial set may be left in the output folder",
+                                 "run the same command again (files are rewritten)"))

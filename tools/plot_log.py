@@ -13,14 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from litehrnet.training.logger import read_log  # noqa: E402
+from litehrnet import cli_checks
 
 
 def collect_curves(records, metric: str) -> dict[str, tuple[list, list]]:
@@ -46,6 +39,10 @@ def collect_curves(records, metric: str) -> dict[str, tuple[list, list]]:
 
 def plot_curves(curves: dict, metric: str, out_png: str | os.PathLike, title: str = "") -> Path:
     """Draw the three panels and write the PNG atomically."""
+    import matplotlib  # imported here: --help stays fast
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
     ax_loss, ax_lr, ax_metric = axes
     ax_loss.plot(*curves["loss"], lw=1, label="iteration loss")
@@ -82,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="AP", help="validation key to plot (AP, PCKh, ...)")
     args = parser.parse_args(argv)
     log = Path(args.log)
-    if not log.is_file():
-        print(f"error: {log}: log file not found (train.py writes WORK_DIR/log.jsonl)", file=sys.stderr)
-        return 1
+    try:  # paths first: one line, exit 2
+        cli_checks.input_file(log, "log file", "train.py writes WORK_DIR/log.jsonl")
+        cli_checks.output_file(args.out or log.with_suffix(".png"), "plot (-o)", extensions=(".png",))
+    except cli_checks.PathCheckError as exc:
+        return cli_checks.report(exc)
+    from litehrnet.training.logger import read_log  # the training package imports torch: not for --help
+
     try:
         curves = collect_curves(list(read_log(log)), args.metric)
     except ValueError as exc:
@@ -99,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_checks.run_main(main, "nothing was written", "run the same command again"))

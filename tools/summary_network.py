@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from litehrnet.config import ConfigError, load_config  # noqa: E402
-from litehrnet.models import build_model, build_model_from_config, get_variant  # noqa: E402
-from litehrnet.models.complexity import count_complexity, format_report  # noqa: E402
+from litehrnet import cli_checks
+from litehrnet.config import ConfigError, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from litehrnet.models import build_model, build_model_from_config, get_variant  # torch: not for --help
+    from litehrnet.models.complexity import count_complexity, format_report
+
     try:
         if args.config:
             cfg = load_config(args.config)
@@ -63,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_checks.run_main(main, "nothing was written (this tool only prints)", "run the same command again"))

@@ -151,8 +151,11 @@ def build_records(cfg: dict, split: str, info: KeypointInfo) -> list[dict]:
     return load_coco_records(ann_file, img_dir, info.num_keypoints)
 
 
-def build_dataset(cfg: dict, split: str) -> TopDownDataset:
-    """The ``train`` (with augmentation) or ``val`` dataset of a resolved config."""
+def build_dataset(cfg: dict, split: str, codec=None) -> TopDownDataset:
+    """The ``train`` (with augmentation) or ``val`` dataset of a resolved config.
+
+    ``codec``: the model's :class:`~litehrnet.data.codec.HeatmapCodec` for the targets (default:
+    :func:`~litehrnet.data.pipeline.codec_for_model` of the config)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     data = cfg["data"]
@@ -166,6 +169,6 @@ def build_dataset(cfg: dict, split: str) -> TopDownDataset:
         )
     records = build_records(cfg, split, info)
     has_bbox = "bbox_xywh" in records[0] if records else True
-    pipeline = build_topdown_pipeline(cfg, split == "train", has_bbox, info)
+    pipeline = build_topdown_pipeline(cfg, split == "train", has_bbox, info, codec)
     ann_file, _ = _split_paths(data, split)
     return TopDownDataset(records, pipeline, info, seed=cfg["train"]["seed"], name=f"{ann_file} ({split})")

@@ -7,10 +7,14 @@ Train (official recipe; probabilities and factors from ``data.aug``)::
     -> TopDownAffine -> ToTensor -> NormalizeTensor -> TopDownGenerateTarget
 
 Val: the same without the random steps. ``TopDownGetBboxCenterScale`` is left out for records
-that come with a centre/scale (MPII).
+that come with a centre/scale (MPII). Targets come from the model's :class:`HeatmapCodec`
+(:func:`codec_for_model`), the object the decode side uses too.
 """
 
 from __future__ import annotations
+
+import functools
+import json
 
 from mmpose_replacement import (
     Compose,
@@ -28,16 +32,41 @@ from mmpose_replacement import (
 
 from litehrnet.keypoints import KeypointInfo
 
-HEATMAP_STRIDE = 4
+from .codec import HeatmapCodec
 
 
-def heatmap_hw_for(input_hw) -> tuple[int, int]:
-    """Heatmap size of a stride-4 network."""
-    return int(input_hw[0]) // HEATMAP_STRIDE, int(input_hw[1]) // HEATMAP_STRIDE
+@functools.lru_cache(maxsize=32)
+def _config_model_stride(model_section_json: str) -> int:
+    import torch
+
+    from litehrnet.models import build_model_from_config
+
+    with torch.device("meta"):  # no weights, no memory, no random draws
+        return build_model_from_config({"model": json.loads(model_section_json)}).heatmap_stride
 
 
-def build_topdown_pipeline(cfg: dict, train: bool, has_bbox: bool, info: KeypointInfo) -> Compose:
-    """The list of transforms for one split (see module docstring)."""
+def codec_for_model(cfg: dict, model=None) -> HeatmapCodec:
+    """The codec of ``model`` (its ``heatmap_stride``) with the config's input size, sigma and decode.
+
+    Without ``model`` the config's model is built on torch's ``meta`` device only to read its
+    stride, so callers holding just a config get the same codec.
+    """
+    if model is None:
+        return HeatmapCodec.from_config(cfg, _config_model_stride(json.dumps(cfg["model"], sort_keys=True)))
+    stride = getattr(model, "heatmap_stride", None)
+    if stride is None:
+        raise ValueError(f"{type(model).__name__} has no heatmap_stride; pose models must say how many input "
+                         "pixels one heatmap pixel covers")
+    return HeatmapCodec.from_config(cfg, stride)
+
+
+def build_topdown_pipeline(cfg: dict, train: bool, has_bbox: bool, info: KeypointInfo,
+                           codec: HeatmapCodec | None = None) -> Compose:
+    """The list of transforms for one split (see module docstring); ``codec`` defaults to
+    :func:`codec_for_model` of the config."""
+    codec = codec if codec is not None else codec_for_model(cfg)
+    if codec.input_hw != tuple(cfg["model"]["input_hw"]):
+        raise ValueError(f"codec input {codec.input_hw} differs from model.input_hw {cfg['model']['input_hw']}")
     data, aug = cfg["data"], cfg["data"]["aug"]
     input_hw = tuple(cfg["model"]["input_hw"])
     steps: list = [LoadImageFromFile()]
@@ -56,12 +85,6 @@ def build_topdown_pipeline(cfg: dict, train: bool, has_bbox: bool, info: Keypoin
         TopDownAffine(input_hw),
         ToTensor(data["channel_order"]),
         NormalizeTensor(data["norm"]),
-        TopDownGenerateTarget(
-            input_hw,
-            heatmap_hw_for(input_hw),
-            data["sigma"],
-            subpixel=data["subpixel_target"],
-            use_visibility=data["target_weight_by_visibility"],
-        ),
+        TopDownGenerateTarget(codec),
     ]
     return Compose(steps)

@@ -15,7 +15,10 @@ Formats:
   MATLAB 1-based coordinates, ``scale`` in 200-px units): centre moved down by ``15 * scale`` px,
   scale x 1.25, then centre and joints minus 1 (mmpose 0.x's conversion).
 
-A malformed file raises :class:`AnnotationError` naming the file and the problem.
+A malformed file raises :class:`AnnotationError` naming the file and the problem. Single invalid
+annotations (NaN/inf, negative sizes, missing fields; :mod:`litehrnet.evaluation.gt_checks`, the
+rule evaluation applies too) and invalid detections (non-finite or empty boxes) are skipped and
+reported in one line with their count and ids.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from prepostprocess.geometry import clip_bbox_xywh_coco
+
+from litehrnet.evaluation.gt_checks import annotation_problem, detection_problem, report_invalid
 
 MPII_PIXEL_STD = 200.0  # MPII's scale unit (the mmpose 0.x convention)
 
@@ -73,12 +78,14 @@ def load_coco_records(ann_file, img_dir, num_keypoints: int) -> list[dict]:
     data = _read_json(ann_file)
     images = _coco_images(data, ann_file)
     cat_ids = _keypoint_categories(data)
-    records = []
+    records, invalid = [], []
     for i, ann in enumerate(data["annotations"]):
         _require(isinstance(ann, dict) and "image_id" in ann, ann_file, f"annotations[{i}] has no image_id")
         if ann.get("iscrowd", 0) or ann.get("category_id", 1) not in cat_ids:
             continue
-        if "bbox" not in ann or "keypoints" not in ann:
+        problem = annotation_problem(ann)  # the evaluation's rule (NaN/inf, negative sizes, missing fields)
+        if problem is not None:
+            invalid.append((ann.get("id", f"#{i}"), problem))
             continue
         kps = np.asarray(ann["keypoints"], dtype=np.float64)
         _require(
@@ -102,6 +109,7 @@ def load_coco_records(ann_file, img_dir, num_keypoints: int) -> list[dict]:
             "joints_visible": np.minimum(1.0, kps[:, 2]).astype(np.float32),
             "bbox_score": 1.0,
         })
+    report_invalid(ann_file, invalid)
     return records
 
 
@@ -110,10 +118,14 @@ def load_coco_det_records(det_file, ann_file, img_dir, num_keypoints: int, score
     images = _coco_images(_read_json(ann_file), ann_file)
     dets = _read_json(det_file, "detection file", "check data.det_file (or pass --det-file)")
     _require(isinstance(dets, list), det_file, "detections must be a JSON list of {image_id, bbox, score, category_id}")
-    records = []
+    records, invalid = [], []
     for i, det in enumerate(dets):
         ok = isinstance(det, dict) and all(k in det for k in ("image_id", "bbox", "score"))
         _require(ok, det_file, f"entry {i} needs image_id, bbox and score")
+        problem = detection_problem(det)
+        if problem is not None:
+            invalid.append((f"#{i}", problem))
+            continue
         if det.get("category_id", 1) != 1 or det["score"] < score_thr:
             continue
         img = images.get(det["image_id"])
@@ -126,6 +138,7 @@ def load_coco_det_records(det_file, ann_file, img_dir, num_keypoints: int, score
             "joints_visible": np.zeros(num_keypoints, np.float32),
             "bbox_score": float(det["score"]),
         })
+    report_invalid(det_file, invalid, what="detection")
     return records
 
 

@@ -205,7 +205,7 @@ def _categories() -> list[dict]:
 
 def _write_json_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj), encoding="utf-8")
+    tmp.write_text(json.dumps(obj, allow_nan=False), encoding="utf-8")
     os.replace(tmp, path)
 
 

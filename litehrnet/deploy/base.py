@@ -1,12 +1,18 @@
 """The one place that owns an onnxruntime session (every runner derives from :class:`OnnxRunner`).
 
 A runner is ``preprocess -> infer -> postprocess``; the base class opens the session with a fixed
-thread count, exposes the input name/shape and the model's ``metadata_props``, and turns
-onnxruntime's load errors into one clear line naming the file.
+thread count on the CPU (or CUDA when asked and onnxruntime-gpu is installed), exposes the input
+name/shape and the model's ``metadata_props``, and turns onnxruntime's load errors into one clear
+line naming the file.
+
+onnxruntime's telemetry is switched off before a session is created (:func:`quiet_onnxruntime`).
+A model whose metadata says ``weights`` is ``random`` or ``barely-trained`` (written by
+``export2onnx.py``) gets one warning per file and process: its keypoints mean nothing.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +23,52 @@ class RunnerError(ValueError):
     """A runner cannot be built or used: wrong model file, metadata or parameters."""
 
 
-class OnnxRunner:
-    """Owns an ``onnxruntime.InferenceSession`` for one ONNX file (CPU)."""
+DEVICES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
-    def __init__(self, onnx_path: str | Path, num_threads: int = 1) -> None:
+
+def execution_providers(device: str) -> list[str]:
+    """onnxruntime providers for ``device`` (``cpu`` or ``cuda``); CUDA needs onnxruntime-gpu."""
+    if device not in DEVICES:
+        raise RunnerError(f"device {device!r} is not supported; use one of {sorted(DEVICES)}")
+    if DEVICES[device][0] not in ort.get_available_providers():
+        raise RunnerError(f"device {device!r}: this onnxruntime has no {DEVICES[device][0]} (available: "
+                          f"{ort.get_available_providers()}); install onnxruntime-gpu or use device 'cpu'")
+    return DEVICES[device]
+
+
+WEAK_WEIGHTS = {"random": "random weights (exported without a checkpoint): keypoints and scores are meaningless",
+                "barely-trained": "weights trained for only {train_iters} iterations: expect poor keypoints"}
+_warned_weights: set[str] = set()
+
+
+def quiet_onnxruntime() -> None:
+    """Switch off onnxruntime's telemetry events (a no-op where the build has none); call before sessions."""
+    disable = getattr(ort, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
+
+
+def warn_weak_weights(onnx_path: str | Path, metadata: dict[str, str]) -> bool:
+    """Warn once per file (stderr) when the metadata marks the weights as random or barely trained."""
+    kind = metadata.get("weights")
+    if kind not in WEAK_WEIGHTS or str(onnx_path) in _warned_weights:
+        return False
+    _warned_weights.add(str(onnx_path))
+    what = WEAK_WEIGHTS[kind].format(train_iters=metadata.get("train_iters", "?"))
+    print(f"warning: {onnx_path}: {what} (export a trained checkpoint; README: official weights)", file=sys.stderr)
+    return True
+
+
+class OnnxRunner:
+    """Owns an ``onnxruntime.InferenceSession`` for one ONNX file (CPU by default)."""
+
+    def __init__(self, onnx_path: str | Path, num_threads: int = 1, device: str = "cpu") -> None:
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
             raise RunnerError(f"{self.onnx_path}: ONNX model not found; export it first (see docs/inference.md)")
+        providers = execution_providers(device)
+        self.device = device
+        quiet_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
@@ -32,7 +77,7 @@ class OnnxRunner:
         # runs, and on shared CPUs spinning doubled the 2-thread latency (measured: yolov5n 111 -> 64 ms).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise RunnerError(f"{self.onnx_path}: onnxruntime cannot load this model ({exc})") from exc
         model_input = self.session.get_inputs()[0]
@@ -40,6 +85,7 @@ class OnnxRunner:
         self.input_shape: list = list(model_input.shape)
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        warn_weak_weights(self.onnx_path, self.metadata)
 
     @property
     def static_batch(self) -> int | None:
@@ -53,3 +99,22 @@ class OnnxRunner:
 
     def infer(self, input_nchw: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: input_nchw})
+
+    def infer_rows(self, inputs_nchw: np.ndarray, max_rows: int) -> np.ndarray:
+        """First output for every input row, run in pieces the model accepts.
+
+        Static batch N: pieces of N, the last one zero-padded (the padded rows' outputs are dropped;
+        rows do not interact in an inference graph). Dynamic batch: pieces of at most ``max_rows``.
+        """
+        rows = len(inputs_nchw)
+        if rows == 0:
+            dims = self.session.get_outputs()[0].shape[1:]
+            return np.zeros((0, *(d if isinstance(d, int) else 0 for d in dims)), np.float32)
+        piece = self.static_batch or max(1, max_rows)
+        outputs = []
+        for start in range(0, rows, piece):
+            x = inputs_nchw[start:start + piece]
+            if self.static_batch is not None and len(x) < piece:
+                x = np.concatenate([x, np.zeros((piece - len(x), *x.shape[1:]), x.dtype)], 0)
+            outputs.append(self.infer(np.ascontiguousarray(x))[0][: rows - start])
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, 0)

@@ -12,9 +12,8 @@ from typing import Any, Callable
 
 import yaml
 
-NORM_MODES = ("kneron", "torch", "tf", "yolo")
-CHANNEL_ORDERS = ("rgb", "bgr")
-DECODE_METHODS = ("default", "dark")
+from prepostprocess.heatmap import DECODE_METHODS
+from prepostprocess.normalize import CHANNEL_ORDERS, NORM_MODES
 DETECTOR_PREPROCESS = ("official", "kneron")
 
 
@@ -24,6 +23,14 @@ class ParamsError(ValueError):
 
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _positive_number(v: Any) -> bool:
+    return _number(v) and v > 0
 
 
 def _fraction(v: Any) -> bool:
@@ -71,6 +78,12 @@ SCHEMAS: dict[str, dict[str, tuple[Any, Callable[[Any], bool], str]]] = {
         "flip_test": (_REQUIRED, lambda v: isinstance(v, bool), "true or false"),
         "shift_heatmap": (True, lambda v: isinstance(v, bool), "true or false (flip-test 1-px shift)"),
         "dark_kernel": (11, lambda v: _positive_int(v) and v % 2 == 1, "odd positive int"),
+        "batch_size": (None, lambda v: v is None or _positive_int(v),
+                       "null (the model's static batch, else 4) or a positive int: people per chunk"),
+        # One-Euro smoothing of video keypoints (--smooth one-euro; litehrnet/deploy/smoothing.py)
+        "smooth_min_cutoff": (1.0, _positive_number, "positive number (Hz, cut-off of a still keypoint)"),
+        "smooth_beta": (0.05, lambda v: _number(v) and v >= 0, "number >= 0 (s/px, cut-off rise with speed)"),
+        "smooth_d_cutoff": (1.0, _positive_number, "positive number (Hz, cut-off of the speed)"),
     },
 }
 

@@ -1,11 +1,20 @@
-"""Top-down pose network on onnxruntime: crops -> normalised input -> heatmaps -> image keypoints.
+"""Top-down pose network on onnxruntime: network-ready crops -> heatmaps -> image keypoints.
 
 The YAML (``utils/lite_hrnet_init_params.yaml``) and the model's ``metadata_props`` (written by
 :func:`litehrnet.export.export_onnx`) must agree on input size, normalisation and channel order;
 a mismatch is refused. A model without metadata (another exporter) runs with the YAML's values;
-a dynamic spatial size takes the YAML's. Person crops run as one batch when the ONNX batch dimension is dynamic,
-else one by one (our exports are static batch 1, as the Kneron toolchain wants). Flip test feeds
-the mirrored crop, flips the heatmaps back (with the official 1-px shift) and averages.
+a dynamic spatial size takes the YAML's. The crops come network-ready from
+:class:`~litehrnet.deploy.affine_runner.AffineCropRunner`, built for this runner's
+:attr:`PoseRunner.network_input`.
+
+Batching: people are handled in chunks of :attr:`PoseRunner.chunk_size` (YAML ``batch_size``;
+default the model's static batch N, else :data:`DEFAULT_CHUNK`), so memory is bounded by one chunk
+whatever the number of people. Inside a chunk a dynamic-batch model runs in one call, a static
+batch-N model in calls of N (last one zero-padded), a batch-1 model (the Kneron export) once per
+crop. Outputs do not depend on the chunking. Flip test feeds the mirrored crops, flips the heatmaps
+back (with the official 1-px shift) and averages. Decoding is the
+:class:`~litehrnet.data.codec.HeatmapCodec` of training and ``test.py``, with the stride from the
+metadata ``heatmap_stride`` (else from the output shape) and the YAML's ``decode``/``dark_kernel``.
 """
 
 from __future__ import annotations
@@ -15,34 +24,40 @@ from pathlib import Path
 
 import numpy as np
 
+from litehrnet.data.codec import HeatmapCodec
 from litehrnet.keypoints import COCO_BODY_17
-from prepostprocess.heatmap import decode_topdown, flip_back
-from prepostprocess.topdown import to_network_input
+from prepostprocess.heatmap import flip_back
 
-from .affine_runner import Crops
+from .affine_runner import Crops, NetworkInput
 from .base import OnnxRunner, RunnerError
 from .params import load_params, validate_params
+
+DEFAULT_CHUNK = 4  # people per chunk for dynamic-batch and batch-1 models (bench/crowd_speed.py)
 
 
 class PoseRunner(OnnxRunner):
     """``runner(crops) -> (N, K, 3)`` float32 ``x, y, score`` in original image pixels."""
 
-    def __init__(self, params: dict, num_threads: int = 1) -> None:
+    def __init__(self, params: dict, num_threads: int = 1, device: str = "cpu") -> None:
         params = validate_params(params, "pose", "pose params")
-        super().__init__(params["onnx_path"], num_threads)
+        super().__init__(params["onnx_path"], num_threads, device)
         self.params = params
         self.input_hw = (params["input_h"], params["input_w"])
         self._check_model()
+        self.network_input = NetworkInput(self.input_hw, params["norm"], params["channel_order"])
+        model_batch = self.static_batch or 1  # a batch-1 model still gets a few crops at a time, run one by one
+        self.chunk_size: int = params["batch_size"] or (model_batch if model_batch > 1 else DEFAULT_CHUNK)
         channels = self.session.get_outputs()[0].shape[1]
         self.num_keypoints = channels if isinstance(channels, int) else int(self.metadata.get("num_keypoints", 17))
         if "num_keypoints" in self.metadata and int(self.metadata["num_keypoints"]) != self.num_keypoints:
             raise RunnerError(f"{self.onnx_path}: metadata says {self.metadata['num_keypoints']} keypoints but the "
                               f"output has {self.num_keypoints} channels")
         self.flip_pairs = self._flip_pairs()
+        self.codec = self._codec(self.session.get_outputs()[0].shape)  # None: dynamic output, no metadata
 
     @classmethod
-    def from_yaml(cls, path: str | Path, num_threads: int = 1) -> "PoseRunner":
-        return cls(load_params(path, "pose"), num_threads)
+    def from_yaml(cls, path: str | Path, num_threads: int = 1, device: str = "cpu") -> "PoseRunner":
+        return cls(load_params(path, "pose"), num_threads, device)
 
     def _check_model(self) -> None:
         where, meta = self.onnx_path, self.metadata
@@ -59,6 +74,25 @@ class PoseRunner(OnnxRunner):
         if len(outputs[0].shape) != 4:
             raise RunnerError(f"{where}: expected one N x K x H x W heatmap output, got shape {outputs[0].shape}")
 
+    def _codec(self, output_shape) -> HeatmapCodec | None:
+        """The decode codec: metadata ``heatmap_stride``, else input / heatmap size of ``output_shape``."""
+        out_h = output_shape[2] if isinstance(output_shape[2], int) and output_shape[2] > 0 else None
+        if "heatmap_stride" in self.metadata:
+            stride = int(self.metadata["heatmap_stride"])
+        elif out_h is not None:
+            stride = self.input_hw[0] // out_h
+        else:
+            return None
+        try:
+            codec = HeatmapCodec(self.input_hw, stride, decode_method=self.params["decode"],
+                                 dark_kernel=self.params["dark_kernel"])
+        except ValueError as exc:
+            raise RunnerError(f"{self.onnx_path}: {exc}") from None
+        if out_h is not None and isinstance(output_shape[3], int) and tuple(output_shape[2:]) != codec.heatmap_hw:
+            raise RunnerError(f"{self.onnx_path}: output heatmaps {tuple(output_shape[2:])} do not match input "
+                              f"{self.input_hw} at heatmap_stride {stride}; re-export the model")
+        return codec
+
     def _flip_pairs(self) -> list[tuple[int, int]]:
         if "flip_pairs" in self.metadata:
             return [tuple(p) for p in json.loads(self.metadata["flip_pairs"])]
@@ -69,22 +103,10 @@ class PoseRunner(OnnxRunner):
                               "set flip_test: false or re-export with metadata")
         return []
 
-    def preprocess(self, crops_bgr: np.ndarray) -> np.ndarray:
-        """uint8 ``(N, H, W, 3)`` BGR crops -> normalised float32 ``(N, 3, H, W)``."""
-        norm, order = self.params["norm"], self.params["channel_order"]
-        out = np.empty((len(crops_bgr), 3, *self.input_hw), np.float32)
-        for i, crop in enumerate(crops_bgr):
-            out[i] = to_network_input(crop, norm, order)
-        return out
-
     def run_batched(self, inputs_nchw: np.ndarray) -> np.ndarray:
-        """Heatmaps for every input row: one call when the batch is dynamic, else one call per row."""
-        batch = self.static_batch
-        if batch is None:
-            return self.infer(inputs_nchw)[0]
-        if batch != 1:
-            raise RunnerError(f"{self.onnx_path}: static batch {batch} is not supported; export with batch 1 or dynamic")
-        return np.concatenate([self.infer(x[None])[0] for x in inputs_nchw], 0)
+        """Heatmaps for every input row, in calls the model accepts (see the module docstring)."""
+        rows_per_chunk = self.chunk_size * (2 if self.params["flip_test"] else 1)
+        return self.infer_rows(inputs_nchw, rows_per_chunk)
 
     def heatmaps(self, inputs_nchw: np.ndarray) -> np.ndarray:
         """Network heatmaps, averaged with the flipped pass when ``flip_test`` is on."""
@@ -95,11 +117,15 @@ class PoseRunner(OnnxRunner):
         return 0.5 * (both[:n] + flip_back(both[n:], self.flip_pairs, self.params["shift_heatmap"]))
 
     def postprocess(self, heatmaps_nkhw: np.ndarray, crops: Crops) -> np.ndarray:
-        keypoints_xy, scores = decode_topdown(heatmaps_nkhw, crops.center_xy, crops.scale_wh_px, self.input_hw,
-                                              self.params["decode"], self.params["dark_kernel"])
+        codec = self.codec or self._codec(heatmaps_nkhw.shape)
+        keypoints_xy, scores = codec.decode_to_image(heatmaps_nkhw, crops.center_xy, crops.scale_wh_px)
         return np.concatenate([keypoints_xy, scores[..., None]], -1).astype(np.float32)
 
+    def empty(self) -> np.ndarray:
+        """The result for no person: ``(0, K, 3)``."""
+        return np.zeros((0, self.num_keypoints, 3), np.float32)
+
     def __call__(self, crops: Crops) -> np.ndarray:
-        if len(crops.crops_bgr) == 0:
-            return np.zeros((0, self.num_keypoints, 3), np.float32)
-        return self.postprocess(self.heatmaps(self.preprocess(crops.crops_bgr)), crops)
+        if len(crops) == 0:
+            return self.empty()
+        return self.postprocess(self.heatmaps(crops.inputs_nchw), crops)

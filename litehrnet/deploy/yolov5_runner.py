@@ -17,7 +17,7 @@ from prepostprocess.detection import (
     letterbox,
     normalise_detector_input,
     select_detections,
-    xyxy_to_ltwh,
+    xyxy_to_xywh,
 )
 
 from .base import OnnxRunner, RunnerError
@@ -68,7 +68,7 @@ class YoloV5Runner(OnnxRunner):
         dets = select_detections(pred, self.params["conf_thres"], self.params["iou_thres"], self.params["classes"],
                                  self.params["top_k_num"], MAX_NMS_CANDIDATES)
         dets[:, :4] = geometry.boxes_to_image(dets[:, :4], img_hw)
-        dets[:, :4] = xyxy_to_ltwh(dets[:, :4])
+        dets[:, :4] = xyxy_to_xywh(dets[:, :4])
         return dets
 
     def __call__(self, img_bgr: np.ndarray) -> np.ndarray:

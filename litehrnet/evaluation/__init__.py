@@ -2,7 +2,8 @@
 
 COCO keypoint AP/AR with the top-down recipe's rescoring and OKS-NMS (:mod:`.coco`, :mod:`.oks`)
 and MPII PCKh (:mod:`.pckh`). Inputs are plain arrays/dicts, so outputs of torch, onnxruntime or
-the NPU emulation are scored by the same code.
+the NPU emulation are scored by the same code. :mod:`.scoring` scores the end-to-end chain's
+output records (``tools/eval_e2e.py``).
 """
 
 from litehrnet.evaluation.coco import (
@@ -20,6 +21,7 @@ from litehrnet.evaluation.pckh import (
     evaluate_pckh,
     head_size_from_headbox,
     load_mpii_gt,
+    load_mpii_gt_mat,
     pckh_correct,
 )
 
@@ -27,5 +29,5 @@ __all__ = [
     "COCO_STAT_NAMES", "EvaluationError", "evaluate_coco_keypoints", "load_coco_gt",
     "people_to_coco_results", "rescore", "write_results_json",
     "oks_iou", "oks_nms", "soft_oks_nms",
-    "PCKhError", "evaluate_pckh", "head_size_from_headbox", "load_mpii_gt", "pckh_correct",
+    "PCKhError", "evaluate_pckh", "head_size_from_headbox", "load_mpii_gt", "load_mpii_gt_mat", "pckh_correct",
 ]

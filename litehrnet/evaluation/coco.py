@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from litehrnet.evaluation.gt_checks import report_invalid, split_annotations
 from litehrnet.evaluation.oks import oks_nms, soft_oks_nms
 from litehrnet.keypoints import COCO_BODY_17
 
@@ -92,23 +93,37 @@ def write_results_json(results: list[dict], path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f)
+        json.dump(results, f, allow_nan=False)
     os.replace(tmp, path)
     return path
 
 
 def load_coco_gt(ann_file: str | os.PathLike):
-    """Load a COCO keypoint annotation file with pycocotools (quietly), with a clear error if bad."""
+    """Load a COCO keypoint annotation file with pycocotools (quietly), with a clear error if bad.
+
+    Invalid annotations (NaN/inf, negative sizes, missing fields: :mod:`.gt_checks`) are left out
+    and reported in one line on stderr; their ids are kept in ``coco.invalid_annotations``.
+    """
     from pycocotools.coco import COCO
 
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise EvaluationError(f"{ann_file}: annotation file not found; set data.val_ann (relative to data.root)")
     try:
+        with open(ann_file, "r", encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+            raise TypeError("top level must be a dict with an 'annotations' list")
+        data["annotations"], invalid = split_annotations(data["annotations"], need_area=True)
+        coco = COCO()
+        coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(ann_file))
+            coco.createIndex()
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError) as exc:
         raise EvaluationError(f"{ann_file}: not a COCO annotation file ({exc.__class__.__name__}: {exc})") from None
+    report_invalid(ann_file, invalid)
+    coco.invalid_annotations = invalid
+    return coco
 
 
 def _read_results(results: list[dict] | str | os.PathLike) -> list[dict]:

@@ -10,11 +10,18 @@ MPII convention (the official evaluation script and mmpose follow it):
   of each are annotated) and reports Head (head top), Shoulder, Elbow, Wrist, Hip, Knee, Ankle as the
   mean of the left and right joints, PCKh at 0.5 and PCKh@0.1. Values are in **percent**.
 
-Ground truth JSON (mmpose MPII layout: a list of records with ``joints`` (16x2), ``joints_vis``,
-``image``, ``center``, ``scale``) must carry the head size, as either ``headbox``
-(``[[x1, y1], [x2, y2]]``, the MPII head rectangle) or ``head_size`` (pixels, already x0.6).
-mmpose's released ``mpii_val.json`` does not contain them (they live in ``mpii_gt_val.mat``,
-``headboxes_src``); :func:`load_mpii_gt` says so when they are missing.
+Ground truth, two sources:
+
+- the **official** ``mpii_gt_val.mat`` (:func:`load_mpii_gt_mat`, read with scipy): ``pos_gt_src``
+  (16 x 2 x N, 1-based MATLAB pixels), ``jnt_missing`` (16 x N, 1 = not annotated),
+  ``headboxes_src`` (2 x 2 x N: top-left, bottom-right) and ``dataset_joints`` (joint names, checked
+  against :data:`MPII_MAT_JOINTS`). Its N people are the entries of mmpose's ``mpii_val.json`` in
+  the same order; predictions are compared in 1-based pixels as the official script does.
+- **per-entry head boxes** in the JSON (mmpose MPII layout: a list of records with ``joints``
+  (16x2), ``joints_vis``, ``image``, ``center``, ``scale``) as either ``headbox``
+  (``[[x1, y1], [x2, y2]]``, the MPII head rectangle) or ``head_size`` (pixels, already x0.6)
+  (:func:`load_mpii_gt`). mmpose's released ``mpii_val.json`` has neither; :func:`load_mpii_gt`
+  says so.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ MPII_SUMMARY = {
     "Ankle": (0, 5),
 }
 MPII_EXCLUDED_FROM_MEAN = (6, 7)  # pelvis, thorax
+# ``dataset_joints`` of the official mpii_gt_val.mat, in MPII_16 order
+MPII_MAT_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
+                   "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
 
 
 class PCKhError(ValueError):
@@ -70,9 +80,12 @@ def pckh_correct(
 def evaluate_pckh(
     pred_xy_nk2: np.ndarray, gt_xy_nk2: np.ndarray, visible_nk: np.ndarray, head_size_n: np.ndarray,
 ) -> dict[str, float]:
-    """MPII summary (percent): Head, Shoulder, ..., Ankle, PCKh (@0.5), PCKh@0.1, plus per-joint keys.
+    """MPII summary (percent), as the official protocol reports it: Head, Shoulder, Elbow, Wrist,
+    Hip, Knee, Ankle (@0.5; left/right averaged), ``PCKh`` (mean @0.5 over the annotated joints
+    except pelvis and thorax), ``PCKh@0.1``; plus the groups @0.1 (``Head@0.1``, ...) and per-joint
+    ``PCKh_<name>`` @0.5.
 
-    Joints are in :data:`litehrnet.keypoints.MPII_16` order. Per-joint keys are ``PCKh_<name>``.
+    Joints are in :data:`litehrnet.keypoints.MPII_16` order.
     """
     visible_nk = np.asarray(visible_nk) > 0
     if visible_nk.shape[1] != MPII_16.num_keypoints:
@@ -89,12 +102,53 @@ def evaluate_pckh(
         with np.errstate(invalid="ignore", divide="ignore"):
             pck_k = np.where(count_k > 0, 100.0 * hits_k / np.maximum(count_k, 1), 0.0)
         out[key] = float(np.sum(pck_k * weight_k))
+        suffix = "" if thr == 0.5 else "@0.1"
+        for name, ids in MPII_SUMMARY.items():
+            out[name + suffix] = float(np.mean(pck_k[list(ids)]))
         if thr == 0.5:
-            for name, ids in MPII_SUMMARY.items():
-                out[name] = float(np.mean(pck_k[list(ids)]))
             for k, name in enumerate(MPII_16.keypoint_names):
                 out[f"PCKh_{name}"] = float(pck_k[k])
     return out
+
+
+def _mat_array(mat: dict, key: str, shape_head: tuple[int, ...], path: Path) -> np.ndarray:
+    if key not in mat:
+        raise PCKhError(f"{path}: no '{key}' variable; expected the official mpii_gt_val.mat "
+                        "(jnt_missing, pos_gt_src, headboxes_src)")
+    arr = np.asarray(mat[key], dtype=np.float64)
+    if arr.ndim != len(shape_head) + 1 or arr.shape[:-1] != shape_head:
+        raise PCKhError(f"{path}: '{key}' has shape {arr.shape}, expected {shape_head + ('N',)}")
+    return arr
+
+
+def load_mpii_gt_mat(mat_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read the official ``mpii_gt_val.mat``: ``joints_xy_nk2`` (1-based, as stored), ``visible_nk``
+    (``1 - jnt_missing``) and ``head_size_n`` (0.6 x head box diagonal), one row per person."""
+    from scipy.io import loadmat
+
+    mat_path = Path(mat_path)
+    try:
+        mat = loadmat(str(mat_path))
+    except FileNotFoundError:
+        raise PCKhError(f"{mat_path}: MPII ground-truth .mat not found") from None
+    except (ValueError, TypeError, OSError) as exc:
+        raise PCKhError(f"{mat_path}: not a readable MATLAB file ({exc})") from None
+    k = MPII_16.num_keypoints
+    missing = _mat_array(mat, "jnt_missing", (k,), mat_path)
+    pos = _mat_array(mat, "pos_gt_src", (k, 2), mat_path)
+    boxes = _mat_array(mat, "headboxes_src", (2, 2), mat_path)
+    if not missing.shape[-1] == pos.shape[-1] == boxes.shape[-1]:
+        raise PCKhError(f"{mat_path}: jnt_missing, pos_gt_src and headboxes_src disagree on the number of people "
+                        f"({missing.shape[-1]}, {pos.shape[-1]}, {boxes.shape[-1]})")
+    if "dataset_joints" in mat:
+        names = tuple(str(np.ravel(v)[0]) for v in np.ravel(mat["dataset_joints"]))
+        if names != MPII_MAT_JOINTS:
+            raise PCKhError(f"{mat_path}: dataset_joints {list(names)} are not the MPII order {list(MPII_MAT_JOINTS)}")
+    return {
+        "joints_xy_nk2": pos.transpose(2, 0, 1),
+        "visible_nk": 1.0 - missing.T,
+        "head_size_n": head_size_from_headbox(boxes.transpose(2, 0, 1)),
+    }
 
 
 def load_mpii_gt(json_path: str | os.PathLike) -> dict[str, np.ndarray]:

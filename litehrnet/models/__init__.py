@@ -10,24 +10,17 @@ config (:func:`litehrnet.config.load_config`).
 
 from __future__ import annotations
 
-import importlib.util
-
 from torch import nn
 
 from .heads import HEAD_DEFAULTS, TopDownSimpleHead
 from .hrnet import build_hrnet
 from .layers import init_weights_like_mmpose
 from .litehrnet import build_litehrnet
+from .litehrnet_npu import build_litehrnet_npu
 from .pose_model import PoseModel
 from .variants import VARIANTS
 
-BACKBONE_BUILDERS = {"litehrnet": build_litehrnet, "hrnet": build_hrnet}
-
-# Optional extension owned by the export work: NPU-friendly rows and op replacements.
-if importlib.util.find_spec(f"{__name__}.npu") is not None:
-    from . import npu as _npu
-
-    VARIANTS.update(getattr(_npu, "NPU_VARIANTS", {}))
+BACKBONE_BUILDERS = {"litehrnet": build_litehrnet, "litehrnet_npu": build_litehrnet_npu, "hrnet": build_hrnet}
 
 
 def get_variant(variant: str) -> dict:

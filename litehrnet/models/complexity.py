@@ -84,7 +84,11 @@ def layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
 
 
 def count_complexity(model: nn.Module, input_hw: tuple[int, int]) -> ComplexityReport:
-    """Run one ``1 x 3 x H x W`` forward pass with hooks and return per-stage counts."""
+    """Run one ``1 x 3 x H x W`` forward pass with hooks and return per-stage counts.
+
+    Counts the official graph (the one the ONNX export keeps): a layer that our forward runs once
+    where the official code runs it twice (Lite-HRNet's fuse, ``official_calls = 2``) counts twice.
+    """
     stages: dict[str, StageCount] = {}
 
     def get(name: str) -> StageCount:
@@ -97,11 +101,11 @@ def count_complexity(model: nn.Module, input_hw: tuple[int, int]) -> ComplexityR
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             def hook(mod, inp, out, group=stage_of(name)):
-                get(group).macs += layer_macs(mod, inp, out)
+                get(group).macs += layer_macs(mod, inp, out) * getattr(mod, "official_calls", 1)
             handles.append(module.register_forward_hook(hook))
         elif isinstance(module, _ELEMENTWISE):
             def ew_hook(mod, inp, out, group=stage_of(name)):
-                get(group).elementwise += out.numel()
+                get(group).elementwise += out.numel() * getattr(mod, "official_calls", 1)
             handles.append(module.register_forward_hook(ew_hook))
     was_training = model.training
     model.eval()

@@ -72,6 +72,11 @@ class TopDownSimpleHead(nn.Module):
             in_channels = out_channels
         return nn.Sequential(*layers)
 
+    @property
+    def upsample_factor(self) -> int:
+        """Heatmap pixels per feature pixel: each deconv layer doubles the resolution."""
+        return 2 ** self.num_deconv_layers
+
     def forward(self, features_nchw: Tensor) -> Tensor:
         return self.final_layer(self.deconv_layers(features_nchw))
 

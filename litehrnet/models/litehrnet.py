@@ -4,7 +4,7 @@ Order: swappable ops (channel shuffle, pooling) -> blocks (stem, LITE / NAIVE bl
 multi-branch module with fuse layers -> backbone -> builder from a variant-table row.
 
 Two operations are looked up by name from the variant row so that NPU-friendly replacements
-(``litehrnet/models/npu.py``) can be dropped in without touching this file:
+(:mod:`litehrnet.models.static_pools`) can be dropped in without touching this file:
 
 - ``row["channel_shuffle"]`` -> :data:`SHUFFLES` (factory ``(channels, groups) -> nn.Module``);
 - ``row["cross_res_pool"]`` / ``row["spatial_pool"]`` -> :data:`POOLS`
@@ -13,7 +13,8 @@ Two operations are looked up by name from the variant row so that NPU-friendly r
 
 None of these hold parameters, so replacing them never changes state-dict keys.
 
-The fuse layers keep the official in-place "double add" of branch 0 (see :class:`LiteHRModule`).
+The fuse layers compute the official "double add" of branch 0 once and double it: the same
+function, forward and backward, with fewer convolutions (see :class:`LiteHRModule`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from . import layers
 from .layers import conv_bn_act
+from .static_pools import cascade_global_pool, static_avg_pool
 
 PoolFn = Callable[[Tensor, tuple[int, int]], Tensor]
 
@@ -58,6 +60,20 @@ class ChannelShuffle(nn.Module):
         return channel_shuffle(x_nchw, self.groups)
 
 
+def concat_shuffle(shuffle: nn.Module, a_nchw: Tensor, b_nchw: Tensor) -> Tensor:
+    """``shuffle(torch.cat((a, b), dim=1))``, the concat + shuffle that ends every shuffle unit.
+
+    For the official 2-group shuffle of two equal halves the result interleaves the halves'
+    channels (``a0, b0, a1, b1, ...``), which ``torch.stack((a, b), dim=2)`` builds in one copy
+    instead of three (cat, transpose copy, and the same again in backward): the same values,
+    ~4% of a training step. ONNX export keeps the plain concat + reshape/transpose graph.
+    """
+    if (not torch.onnx.is_in_onnx_export() and isinstance(shuffle, ChannelShuffle) and shuffle.groups == 2
+            and a_nchw.shape == b_nchw.shape):
+        return torch.stack((a_nchw, b_nchw), dim=2).flatten(1, 2)
+    return shuffle(torch.cat((a_nchw, b_nchw), dim=1))
+
+
 class NoShuffle(nn.Module):
     """Identity in place of the shuffle (for retrained NPU variants)."""
 
@@ -74,7 +90,7 @@ def adaptive_avg_pool(x_nchw: Tensor, size_hw: tuple[int, int]) -> Tensor:
 
 
 SHUFFLES: dict[str, Callable[[int, int], nn.Module]] = {"reshape": ChannelShuffle, "none": NoShuffle}
-POOLS: dict[str, PoolFn] = {"adaptive": adaptive_avg_pool}
+POOLS: dict[str, PoolFn] = {"adaptive": adaptive_avg_pool, "static": static_avg_pool, "cascade": cascade_global_pool}
 
 
 def _lookup(table: dict, name: str, what: str):
@@ -96,7 +112,7 @@ def dw_pw(in_channels: int, out_channels: int, stride: int, relu: bool) -> nn.Se
         nn.BatchNorm2d(out_channels),
     ]
     if relu:
-        layers.append(nn.ReLU())
+        layers.append(nn.ReLU(inplace=True))  # on the BN output, which backward does not need
     return nn.Sequential(*layers)
 
 
@@ -124,7 +140,7 @@ class Stem(nn.Module):
         x = self.conv1(x_nchw)
         x1, x2 = x.chunk(2, dim=1)
         x2 = self.linear_conv(self.depthwise_conv(self.expand_conv(x2)))
-        return self.shuffle(torch.cat((self.branch1(x1), x2), dim=1))
+        return concat_shuffle(self.shuffle, self.branch1(x1), x2)
 
 
 class SpatialWeighting(nn.Module):
@@ -160,7 +176,10 @@ class CrossResolutionWeighting(nn.Module):
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
         weights = self.conv2(self.conv1(torch.cat(self.pool_to_smallest(xs), dim=1)))
         weights = torch.split(weights, self.channels, dim=1)
-        return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest") for x, w in zip(xs, weights)]
+        exporting = torch.onnx.is_in_onnx_export()  # the export keeps the official graph
+        return [x * (w if not exporting and w.shape[-2:] == x.shape[-2:]  # same size: resize is the identity
+                     else F.interpolate(w, size=x.shape[-2:], mode="nearest"))
+                for x, w in zip(xs, weights)]
 
 
 class ConditionalChannelWeighting(nn.Module):
@@ -184,7 +203,7 @@ class ConditionalChannelWeighting(nn.Module):
         kept = [p[0] for p in parts]
         work = self.cross_resolution_weighting([p[1] for p in parts])
         work = [sw(dw(x)) for x, dw, sw in zip(work, self.depthwise_convs, self.spatial_weighting)]
-        return [sh(torch.cat((a, b), dim=1)) for a, b, sh in zip(kept, work, self.shuffles)]
+        return [concat_shuffle(sh, a, b) for a, b, sh in zip(kept, work, self.shuffles)]
 
 
 class ShuffleUnit(nn.Module):
@@ -202,7 +221,7 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x_nchw: Tensor) -> Tensor:
         x1, x2 = x_nchw.chunk(2, dim=1)
-        return self.shuffle(torch.cat((x1, self.branch2(x2)), dim=1))
+        return concat_shuffle(self.shuffle, x1, self.branch2(x2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,13 +233,25 @@ def make_fuse_layers(channels: list[int], num_out: int) -> nn.ModuleList:
         channels, num_out, lambda c_in, c_out, relu: dw_pw(c_in, c_out, 2, relu=relu))
 
 
+def twice_updated_statistics(module: nn.Module) -> None:
+    """Make every BatchNorm in ``module`` update its running statistics as if it ran twice on the
+    same batch: ``r <- (1 - m)^2 r + (1 - (1 - m)^2) s`` (momentum ``m``, batch statistic ``s``),
+    i.e. one update with momentum ``1 - (1 - m)^2`` (0.19 for the default 0.1). Used for the fuse
+    layers the official code calls twice per forward (:meth:`LiteHRModule._fuse`); momentum is
+    not part of the state dict, so checkpoints are unaffected."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None:
+            m.momentum = 1.0 - (1.0 - m.momentum) ** 2
+
+
 class LiteHRModule(nn.Module):
     """``num_blocks`` LITE or NAIVE blocks over all branches, then the fuse layers.
 
-    Fuse quirk (kept on purpose, the official weights depend on it): output row 0 starts from
-    ``out[0]`` itself and then adds branch 0 again *in place*, so row 0 gets 2x branch 0 and
-    ``out[0]`` is overwritten with row 0's pre-ReLU sum. Rows i > 0 then read that overwritten
-    tensor and also count their branch-0 term twice.
+    Fuse quirk (kept on purpose, the official weights depend on it): the official code starts
+    output row 0 from ``out[0]`` itself and adds branch 0 again *in place*, so row 0 gets 2x
+    branch 0 and ``out[0]`` is overwritten with row 0's pre-ReLU sum ``s0``. Every row i > 0
+    then runs ``fuse_layers[i][0](s0)`` twice and adds both copies. See :meth:`_fuse` for how
+    this class computes the same function with each of those layers run once.
     """
 
     def __init__(self, channels: list[int], num_blocks: int, block: str, reduce_ratio: int,
@@ -243,6 +274,10 @@ class LiteHRModule(nn.Module):
         if self.with_fuse:
             self.fuse_layers = make_fuse_layers(channels, self.num_branches if multiscale_output else 1)
             self.relu = nn.ReLU()
+            for row in list(self.fuse_layers)[1:]:
+                twice_updated_statistics(row[0])
+                for m in row[0].modules():  # run once here, twice in the official graph (and the export)
+                    m.official_calls = 2  # read by models.complexity, which counts the official graph
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
         if self.block == "LITE":
@@ -254,11 +289,27 @@ class LiteHRModule(nn.Module):
         return out if self.multiscale_output else out[:1]
 
     def _fuse(self, out: list[Tensor]) -> list[Tensor]:
+        """The official fuse, each layer run once.
+
+        Row 0: ``s0 = (b0 + b0) + f01(b1) + ...``; row i > 0: ``(d + d) + ...`` with
+        ``d = fuse_layers[i][0](s0)``, where the official code computes ``d`` twice and adds both
+        copies. ``d + d`` is exact in floating point and the additions keep the official order, so
+        the output is bit-identical; in backward ``d``'s layers receive ``2 g`` instead of ``g``
+        twice (exact scaling, summed in another order: float-rounding differences only). The
+        official double call also moves those layers' BatchNorm running statistics twice per
+        forward in training; :func:`twice_updated_statistics` reproduces that in one call.
+        ``out`` is left unchanged (the official code overwrites ``out[0]``).
+        """
         fused = []
+        s0 = out[0] + out[0]
         for i, row in enumerate(self.fuse_layers):
-            acc = out[0] if i == 0 else row[0](out[0])  # row 0 aliases out[0] (quirk)
-            for j in range(self.num_branches):
-                acc += out[j] if j == i else row[j](out[j])  # in place: mutates out[0] on row 0
+            if i == 0:
+                acc = s0  # row 0 accumulates into s0: rows i > 0 read its full pre-ReLU sum
+            else:
+                down = row[0](s0)
+                acc = down + down
+            for j in range(1, self.num_branches):
+                acc += out[j] if j == i else row[j](out[j])  # in place on this row's own sum
             fused.append(self.relu(acc))
         return fused
 

@@ -2,8 +2,9 @@
 
 No loss, no decoding and no input normalisation inside: the input is an already normalised
 ``N x 3 x H x W`` float tensor (see ``prepostprocess`` for the normalisation modes), the output
-``N x K x H/4 x W/4`` heatmaps (stride 4 without deconv layers). That keeps the exported ONNX
-graph exactly the network the NPU runs.
+``N x K x H/s x W/s`` heatmaps. ``heatmap_stride`` ``s`` (4 without deconv layers, halved by each)
+is defined here and only here: the codec (targets and decoding) and the export metadata read it
+from the model. That keeps the exported ONNX graph exactly the network the NPU runs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from .heads import TopDownSimpleHead
 
-BACKBONE_STRIDE = 4
+BACKBONE_STRIDE = 4  # input pixels per pixel of the backbone's output map (Lite-HRNet and HRNet)
 
 
 class PoseModel(nn.Module):
@@ -36,8 +37,8 @@ class PoseModel(nn.Module):
 
     @property
     def heatmap_stride(self) -> int:
-        """Input pixels per heatmap pixel (4, halved by each deconv layer)."""
-        return BACKBONE_STRIDE // (2 ** self.keypoint_head.num_deconv_layers)
+        """Input pixels per heatmap pixel (4, halved by each deconv layer of the head)."""
+        return BACKBONE_STRIDE // self.keypoint_head.upsample_factor
 
     def forward(self, images_nchw: Tensor) -> Tensor:
         """Normalised images ``N x 3 x H x W`` (H, W divisible by 32) -> heatmaps ``N x K x h x w``."""

@@ -13,8 +13,9 @@ swappable ops ``channel_shuffle`` (key of ``litehrnet.SHUFFLES``), ``cross_res_p
 HRNet rows: ``stages``, a list of 4 dicts (``num_modules``, ``block``, ``num_blocks``,
 ``num_channels``).
 
-Extra rows (e.g. NPU-friendly ``litehrnet_18_npu``) are added by ``litehrnet/models/npu.py``
-through its ``NPU_VARIANTS`` dict, merged in ``litehrnet/models/__init__.py``.
+NPU rows (``arch: litehrnet_npu``, built by :mod:`litehrnet.models.litehrnet_npu`): an official
+Lite-HRNet row without the swappable parts (the NPU block has no shuffle or adaptive pool), with
+``npu_of`` naming the official row and no published figures (they must be trained).
 """
 
 from __future__ import annotations
@@ -80,3 +81,15 @@ VARIANTS: dict[str, dict] = {
         "params_m": 63.6, "mflops": {"256x192": 14600.0, "384x288": 32900.0},
         "coco_ap": {"256x192": 75.1, "384x288": 76.3}}),
 }
+
+
+def _npu(official: str) -> dict:
+    row = copy.deepcopy(VARIANTS[official])
+    for key in ("channel_shuffle", "cross_res_pool", "spatial_pool", "block"):
+        del row[key]
+    row.update(arch="litehrnet_npu", npu_of=official, published={})
+    return row
+
+
+VARIANTS["litehrnet_18_npu"] = _npu("litehrnet_18")
+VARIANTS["litehrnet_30_npu"] = _npu("litehrnet_30")

@@ -5,7 +5,8 @@
 1. heatmaps of the crop, and (flip test) of the mirrored crop, flipped back with left/right
    channels swapped and shifted one pixel (:func:`prepostprocess.flip_back`), then averaged;
 2. decode (``default``: argmax + 0.25 px toward the higher neighbour; ``dark``) and mapping back
-   through the inverse crop affine (:func:`prepostprocess.decode_topdown`);
+   through the inverse crop affine by the model's :class:`~litehrnet.data.codec.HeatmapCodec`
+   (the object that made the training targets; stride from ``model.heatmap_stride``);
 3. one *person prediction* per crop: ``image_id``, ``image_file``, ``keypoints`` ``(K, 3)``
    ``[x, y, score]`` in image pixels, ``bbox_score``, ``area`` (padded box area, px^2, used by
    OKS-NMS), ``center_xy``, ``scale_wh_px``, ``index`` (sample index in the dataset).
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from litehrnet.data.codec import HeatmapCodec
 from litehrnet.evaluation import (
     evaluate_coco_keypoints,
     evaluate_pckh,
@@ -34,23 +36,20 @@ from litehrnet.evaluation import (
     write_results_json,
 )
 from litehrnet.keypoints import get_keypoint_info
-from prepostprocess import decode_topdown, flip_back
+from prepostprocess import flip_back
 
 
 @dataclass(frozen=True)
 class TestOptions:
-    """How heatmaps become keypoints; defaults are the official test recipe."""
+    """Flip test settings; defaults are the official test recipe. The decode rule is the codec's."""
 
     flip_test: bool = True
     shift_heatmap: bool = True
-    decode: str = "default"  # default | dark
-    dark_kernel: int = 11
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TestOptions":
         test = cfg["test"]
-        return cls(bool(test["flip_test"]), bool(test["shift_heatmap"]), str(test["decode"]),
-                   int(test["dark_kernel"]))
+        return cls(bool(test["flip_test"]), bool(test["shift_heatmap"]))
 
 
 def _numpy(value) -> np.ndarray:
@@ -78,16 +77,17 @@ def predict_heatmaps(
     return heatmaps
 
 
-def predict_batch(model: nn.Module, batch: dict, flip_pairs, options: TestOptions, device) -> list[dict]:
+def predict_batch(model: nn.Module, batch: dict, flip_pairs, options: TestOptions, device,
+                  codec: HeatmapCodec) -> list[dict]:
     """Person predictions for one collated batch (keys ``img``, ``center_xy``, ``scale_wh_px``, ...)."""
     images = batch["img"].to(device, non_blocking=True)
+    if tuple(images.shape[2:]) != codec.input_hw:
+        raise ValueError(f"batch images are {tuple(images.shape[2:])} but the codec expects {codec.input_hw}")
     heatmaps = predict_heatmaps(model, images, flip_pairs, options.flip_test, options.shift_heatmap)
-    input_hw = tuple(images.shape[2:])
     centers = _numpy(batch["center_xy"]).astype(np.float64)
     scales = _numpy(batch["scale_wh_px"]).astype(np.float64)
     rotation = _numpy(batch.get("rotation", np.zeros(len(centers)))).astype(np.float64)
-    keypoints_xy, scores = decode_topdown(heatmaps, centers, scales, input_hw, options.decode,
-                                          options.dark_kernel, rotation)
+    keypoints_xy, scores = codec.decode_to_image(heatmaps, centers, scales, rotation)
     n = len(centers)
     image_ids = _numpy(batch["image_id"]).reshape(n)
     bbox_scores = _numpy(batch.get("bbox_score", np.ones(n))).reshape(n)
@@ -109,10 +109,11 @@ def predict_batch(model: nn.Module, batch: dict, flip_pairs, options: TestOption
 
 
 def predict_loader(
-    model: nn.Module, batches: Iterable[dict], flip_pairs, options: TestOptions = TestOptions(),
-    device=None, progress: bool = False,
+    model: nn.Module, batches: Iterable[dict], flip_pairs, codec: HeatmapCodec,
+    options: TestOptions = TestOptions(), device=None, progress: bool = False,
 ) -> list[dict]:
-    """Run ``model`` in eval mode over ``batches``; the model's previous mode is restored."""
+    """Run ``model`` in eval mode over ``batches`` and decode with ``codec`` (the model's, see
+    :func:`litehrnet.data.codec_for_model`); the model's previous mode is restored."""
     device = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
@@ -124,7 +125,7 @@ def predict_loader(
     people: list[dict] = []
     try:
         for batch in iterator:
-            people.extend(predict_batch(model, batch, flip_pairs, options, device))
+            people.extend(predict_batch(model, batch, flip_pairs, options, device, codec))
     finally:
         model.train(was_training)
     return people
@@ -135,32 +136,36 @@ def predict_loader(
 # ------------------------------------------------------------------------------------------------
 
 
-def build_eval_dataset(cfg: dict, split: str = "val"):
+def build_eval_dataset(cfg: dict, split: str = "val", codec: HeatmapCodec | None = None):
     """``split``'s dataset with the *validation* pipeline (no augmentation), for GT or detected boxes.
 
     ``val`` boxes follow ``data.use_gt_bbox`` / ``data.det_file``; ``train`` always uses GT boxes.
+    ``codec``: the model's (default: that of the config's model).
     """
     from litehrnet.data import build_dataset, build_topdown_pipeline
 
-    dataset = build_dataset(cfg, split)
+    dataset = build_dataset(cfg, split, codec)
     if split != "val":
         has_bbox = "bbox_xywh" in dataset.records[0]
-        dataset.pipeline = build_topdown_pipeline(cfg, False, has_bbox, dataset.info)
+        dataset.pipeline = build_topdown_pipeline(cfg, False, has_bbox, dataset.info, codec)
     return dataset
 
 
 def predict_dataset(
     model: nn.Module, dataset, cfg: dict, device=None, progress: bool = False,
+    codec: HeatmapCodec | None = None,
 ) -> list[dict]:
-    """Person predictions for every sample of ``dataset`` (batch size ``test.batch_size``)."""
+    """Person predictions for every sample of ``dataset`` (batch size ``test.batch_size``), decoded
+    by ``codec`` (default: the codec of ``model``)."""
     from torch.utils.data import DataLoader
 
-    from litehrnet.data import collate
+    from litehrnet.data import codec_for_model, collate
 
+    codec = codec if codec is not None else codec_for_model(cfg, model)
     loader = DataLoader(dataset, batch_size=int(cfg["test"]["batch_size"]), shuffle=False,
                         num_workers=int(cfg["data"]["workers"]), collate_fn=collate)
     flip_pairs = get_keypoint_info(cfg["data"]["keypoint_layout"]).flip_pairs
-    return predict_loader(model, loader, flip_pairs, TestOptions.from_config(cfg), device, progress)
+    return predict_loader(model, loader, flip_pairs, codec, TestOptions.from_config(cfg), device, progress)
 
 
 def annotation_path(cfg: dict, split: str = "val") -> Path:
@@ -193,24 +198,64 @@ def score_coco(people: list[dict], cfg: dict, ann_file, out_json=None) -> dict[s
     return evaluate_coco_keypoints(results, ann_file, sigmas, image_ids=image_ids)
 
 
-def score_pckh(people: list[dict], dataset, ann_file, out_json=None) -> dict[str, float]:
-    """MPII PCKh of predictions against the dataset's GT joints and the JSON's head sizes.
+MPII_GT_MAT = "mpii_gt_val.mat"  # the official file's name, next to mpii_val.json in mmpose's layout
 
-    Predictions are matched to ground truth by sample ``index``; MPII records keep the JSON's order,
-    so the head size of sample ``i`` is that of JSON entry ``i``.
+
+def mpii_gt_mat_path(cfg: dict, ann_file) -> Path | None:
+    """``data.val_gt_mat`` (must exist), else ``mpii_gt_val.mat`` next to ``ann_file`` when present."""
+    explicit = cfg["data"].get("val_gt_mat")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ValueError(f"{path}: data.val_gt_mat not found; point it at the official mpii_gt_val.mat or set null")
+        return path
+    beside = Path(ann_file).parent / MPII_GT_MAT
+    return beside if beside.is_file() else None
+
+
+def _check_same_people(gt_mat_arrays: dict, dataset, gt_mat, ann_file) -> None:
+    """The .mat and the JSON must list the same people in the same order (joints within 1 px)."""
+    json_xy = np.stack([r["joints_xy"] for r in dataset.records]) + 1.0  # back to the files' 1-based pixels
+    both = (gt_mat_arrays["visible_nk"] > 0) & (np.stack([r["joints_visible"] for r in dataset.records]) > 0)
+    if both.any():
+        dist = np.linalg.norm(json_xy - gt_mat_arrays["joints_xy_nk2"], axis=-1)[both]
+        if np.median(dist) > 1.0:
+            raise ValueError(f"{gt_mat}: its joints differ from {ann_file} (median {np.median(dist):.1f} px); "
+                             "the .mat and the JSON must be the same split in the same order")
+
+
+def score_pckh(people: list[dict], dataset, ann_file, out_json=None, gt_mat=None) -> dict[str, float]:
+    """MPII PCKh of predictions, matched to ground truth by sample ``index`` (MPII records keep the
+    JSON's order, so sample ``i`` is JSON entry ``i`` and person ``i`` of the official .mat).
+
+    With ``gt_mat`` (the official ``mpii_gt_val.mat``) the joints, annotation flags and head boxes
+    come from it and predictions are shifted to its 1-based pixels, as the official evaluation does;
+    otherwise the dataset's joints and the JSON's per-entry head boxes are used.
     """
-    from litehrnet.evaluation import load_mpii_gt
+    from litehrnet.evaluation import load_mpii_gt, load_mpii_gt_mat
 
-    head_size_n = load_mpii_gt(ann_file)["head_size_n"]
-    if len(head_size_n) != len(dataset.records):
-        raise ValueError(f"{ann_file}: {len(head_size_n)} entries but the dataset has {len(dataset.records)} records")
     idx = np.array([p["index"] for p in people])
     pred = np.stack([np.asarray(p["keypoints"])[:, :2] for p in people])
-    gt = np.stack([dataset.records[i]["joints_xy"] for i in idx])
-    vis = np.stack([dataset.records[i]["joints_visible"] for i in idx])
+    if gt_mat is not None:
+        gt_all = load_mpii_gt_mat(gt_mat)
+        if len(gt_all["head_size_n"]) != len(dataset.records):
+            raise ValueError(f"{gt_mat}: {len(gt_all['head_size_n'])} people but {ann_file} has "
+                             f"{len(dataset.records)} entries; use the .mat of the same split (mpii_gt_val.mat for "
+                             "mpii_val.json)")
+        _check_same_people(gt_all, dataset, gt_mat, ann_file)
+        gt, vis, heads = gt_all["joints_xy_nk2"][idx], gt_all["visible_nk"][idx], gt_all["head_size_n"][idx]
+        pred = pred + 1.0  # our pixels are 0-based; the official .mat is 1-based (MATLAB)
+    else:
+        head_size_n = load_mpii_gt(ann_file)["head_size_n"]
+        if len(head_size_n) != len(dataset.records):
+            raise ValueError(f"{ann_file}: {len(head_size_n)} entries but the dataset has "
+                             f"{len(dataset.records)} records")
+        gt = np.stack([dataset.records[i]["joints_xy"] for i in idx])
+        vis = np.stack([dataset.records[i]["joints_visible"] for i in idx])
+        heads = head_size_n[idx]
     if out_json:
         write_results_json(people_to_records_json(people), out_json)
-    return evaluate_pckh(pred, gt, vis, head_size_n[idx])
+    return evaluate_pckh(pred, gt, vis, heads)
 
 
 def evaluate_model(
@@ -222,17 +267,20 @@ def evaluate_model(
     COCO (``mAP``): AP, AP50, AP75, APm, APl, AR, ... as fractions. MPII (``PCKh``): Head, ..., PCKh,
     PCKh@0.1 in percent. The model's train/eval mode is restored afterwards.
     """
+    from litehrnet.data import codec_for_model
+
     cfg = copy.deepcopy(cfg)
     cfg["data"]["use_gt_bbox"] = bool(use_gt_bbox)
-    dataset = build_eval_dataset(cfg, split)
-    people = predict_dataset(model, dataset, cfg, device, progress)
-    ann_file = annotation_path(cfg, split)
-    metric = cfg["test"]["metric"]
+    metric, ann_file = cfg["test"]["metric"], annotation_path(cfg, split)
+    if metric not in ("mAP", "PCKh"):
+        raise ValueError(f"config: test.metric {metric!r} unknown; use 'mAP' or 'PCKh'")
+    gt_mat = mpii_gt_mat_path(cfg, ann_file) if metric == "PCKh" and split == "val" else None  # before any work
+    codec = codec_for_model(cfg, model)  # one codec: the validation targets and the decode
+    dataset = build_eval_dataset(cfg, split, codec)
+    people = predict_dataset(model, dataset, cfg, device, progress, codec)
     if metric == "mAP":
         return score_coco(people, cfg, ann_file, out_json)
-    if metric == "PCKh":
-        return score_pckh(people, dataset, ann_file, out_json)
-    raise ValueError(f"config: test.metric {metric!r} unknown; use 'mAP' or 'PCKh'")
+    return score_pckh(people, dataset, ann_file, out_json, gt_mat)
 
 
 def run_test(

@@ -30,6 +30,7 @@ from .logger import JsonLinesLogger
 from .loss import JointsMSELoss
 from .rng import capture_rng_state, preserved_rng, restore_rng_state, seed_everything
 from .schedule import WarmupStepSchedule, build_optimizer, scaled_lr
+from .threads import choose_threads
 
 
 @dataclass
@@ -42,9 +43,12 @@ class TrainOptions:
     validate: bool = True
     deterministic: bool = False
     autoscale_lr: bool = False
-    amp: bool = False
+    amp: str | None = None              # None, "fp16" (with a GradScaler) or "bf16"; CUDA only
     device: str = "cpu"
     show_progress: bool = True
+    compile: bool = False               # torch.compile the training forward/backward
+    threads: int | None = None          # torch intra-op threads (None: litehrnet.training.threads rule)
+    qat: bool = False                   # quantisation-aware fine-tuning (litehrnet.training.qat)
 
 
 @dataclass
@@ -89,6 +93,15 @@ def _build_train_set(cfg: dict):
     return dataset
 
 
+def _describe_val_set(cfg: dict) -> str:
+    """Size of the validation set, read now so that a bad validation file fails before training."""
+    from litehrnet.data import build_dataset
+
+    dataset = build_dataset(cfg, "val")
+    images = len({r["image_file"] for r in dataset.records})
+    return f"{len(dataset)} people on {images} images, validated every {cfg['train']['validate_interval']} epochs"
+
+
 def _loader(dataset, cfg: dict, info: DistInfo, epoch: int, sampler: DistributedSampler) -> DataLoader:
     from litehrnet.data import collate
 
@@ -119,14 +132,21 @@ def _build_model(cfg: dict, opts: TrainOptions, device: torch.device):
             first = str(exc).strip().splitlines()[0]
             raise TrainingError(f"{opts.load_from}: weights do not fit variant '{cfg['model']['variant']}' "
                                 f"({first}); use a checkpoint of the same variant") from None
+    if opts.qat:
+        from .qat import attach_qat
+
+        qat = attach_qat(model)
+        print(f"QAT: int8 power-of-two fake quantisation on {qat.convs} convs ({qat.folded} folded with their BN) "
+              f"and {qat.activations} activations", flush=True)
     return model.to(device)
 
 
 class Trainer:
     """Holds the state of one run; :meth:`run` trains from the current epoch to the last one."""
 
-    def __init__(self, cfg: dict, opts: TrainOptions, info: DistInfo) -> None:
+    def __init__(self, cfg: dict, opts: TrainOptions, info: DistInfo, thread_note: str | None = None) -> None:
         self.cfg, self.opts, self.info = cfg, opts, info
+        self.thread_note = thread_note
         self.device = torch.device(f"cuda:{info.local_rank}" if opts.device == "cuda" else "cpu")
         if opts.device == "cuda" and not torch.cuda.is_available():
             raise TrainingError("--device cuda: no CUDA device is available; use --device cpu")
@@ -137,14 +157,20 @@ class Trainer:
         self.keeper = CheckpointKeeper(self.work_dir, tcfg["max_keep_checkpoints"])
         resume_ckpt = self._read_resume_checkpoint(opts.resume_from) if opts.resume_from else None
         self.train_set = _build_train_set(cfg)
+        self.val_size = _describe_val_set(cfg) if opts.validate and info.is_main else "not validated (--no-validate)"
         self.model = _build_model(cfg, opts, self.device)
         total_batch = int(tcfg["batch_size"]) * info.world_size
         self.base_lr = scaled_lr(tcfg, total_batch, opts.autoscale_lr)
         self.optimizer = build_optimizer(self.model.parameters(), tcfg, self.base_lr)
         self.schedule = WarmupStepSchedule.from_config(tcfg, self.base_lr)
         self.criterion = JointsMSELoss(use_target_weight=True)
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
+        if opts.amp not in (None, "fp16", "bf16"):
+            raise TrainingError(f"--amp: '{opts.amp}' is not one of fp16, bf16")
+        if opts.amp and self.device.type != "cuda":
+            raise TrainingError("--amp needs --device cuda: bf16 autocast on CPU made a training step "
+                                "1.01-1.16x slower here (docs/training.md); train in fp32 on CPU")
+        self.amp_dtype = torch.float16 if opts.amp == "fp16" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp == "fp16")  # bf16 needs no loss scaling
         self.sampler = DistributedSampler(self.train_set, num_replicas=info.world_size, rank=info.rank,
                                           shuffle=True, seed=int(tcfg["seed"]), drop_last=False)
         self.epoch = 0          # completed epochs
@@ -157,6 +183,10 @@ class Trainer:
             self._resume(*resume_ckpt)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[info.local_rank] if self.device.type == "cuda"
                                             else None) if info.enabled else self.model)
+        if opts.compile:  # the training forward only; checkpoints and validation use the plain module
+            self.ddp = torch.compile(self.ddp)
+        if info.is_main:
+            self._print_start()
 
     # -- checkpoints -------------------------------------------------------------------------
     def _checkpoint(self, rng_states: list) -> dict:
@@ -206,6 +236,28 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.opts.amp else nullcontext()
+
+    def _print_start(self) -> None:
+        """One block at start: device, threads, data, model size, output folder."""
+        tcfg, dcfg = self.cfg["train"], self.cfg["data"]
+        images = len({r["image_file"] for r in self.train_set.records}) if hasattr(self.train_set, "records") else "?"
+        params = sum(p.numel() for p in self.model.parameters())
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        speed = [f"amp {self.opts.amp}"] if self.opts.amp else []
+        speed += ["torch.compile (the first step and the first short batch compile: minutes on a CPU)"] \
+            if self.opts.compile else []
+        threads = self.thread_note or f"{torch.get_num_threads()} torch threads"
+        print(f"device: {device}, {threads}, {dcfg['workers']} data workers"
+              f"{', ' + ', '.join(speed) if speed else ''}", flush=True)
+        print(f"model: {self.cfg['model']['variant']}, {params / 1e6:.2f} M parameters, "
+              f"input {self.cfg['model']['input_hw'][0]}x{self.cfg['model']['input_hw'][1]}", flush=True)
+        world = f" x {self.info.world_size} processes" if self.info.enabled else ""
+        print(f"train set: {len(self.train_set)} people on {images} images, batch {tcfg['batch_size']}{world}, "
+              f"{tcfg['epochs']} epochs", flush=True)
+        print(f"val set: {self.val_size}", flush=True)
+        print(f"output: {self.work_dir.resolve()}", flush=True)
 
     def _step(self, batch: dict) -> torch.Tensor:
         """One optimisation step; returns the (local) loss before the update."""
@@ -329,8 +381,12 @@ def train(cfg: dict, opts: TrainOptions) -> TrainResult:
     if info.is_main:
         Path(opts.work_dir).mkdir(parents=True, exist_ok=True)
         dump_config(cfg, Path(opts.work_dir) / "config.yaml")
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.get_num_threads())
+    threads = choose_threads(opts.threads)
+    torch.set_num_threads(threads.threads)
     try:
-        return Trainer(cfg, opts, info).run()
+        return Trainer(cfg, opts, info, thread_note=threads.describe()).run()
     finally:  # leave the process as it was (tests and notebooks call train() repeatedly)
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.set_num_threads(previous[2])

@@ -25,7 +25,7 @@ def random_keypoints(n, k, rng, margin=12.0):
 @pytest.mark.parametrize("method,limit", [("default", 0.25), ("dark", 0.05)])
 def test_round_trip_subpixel_keypoints(method, limit):
     rng = np.random.default_rng(10)
-    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0, decode_method=method)
+    codec = HeatmapCodec((256, 192), 4, sigma=2.0, decode_method=method)
     kp = random_keypoints(16, 17, rng)
     maps = np.stack([codec.encode(kp[i])[0] for i in range(len(kp))])
     decoded, scores = codec.decode(maps)
@@ -35,7 +35,7 @@ def test_round_trip_subpixel_keypoints(method, limit):
 
 
 def test_encode_peak_window_and_weights():
-    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0, subpixel=False)
+    codec = HeatmapCodec((256, 192), 4, sigma=2.0, subpixel=False)
     kp = np.array([[40.0, 80.0], [100.0, 20.0], [-100.0, 5.0], [191.0, 255.0]])
     maps, weight = codec.encode(kp, visible=[1, 0, 2, 1])
     assert maps.shape == (4, 64, 48) and maps.dtype == np.float32
@@ -44,10 +44,10 @@ def test_encode_peak_window_and_weights():
     nz_rows = np.nonzero(maps[0].any(axis=1))[0]
     assert nz_rows.tolist() == list(range(14, 27))  # radius 3 * sigma = 6
     assert maps[3, 63, 47] > 0.5  # partly clipped window still counts
-    all_weight = HeatmapCodec((256, 192), (64, 48), 2.0, use_visibility=False).encode(kp[:2], [0, 0])[1]
+    all_weight = HeatmapCodec((256, 192), 4, 2.0, use_visibility=False).encode(kp[:2], [0, 0])[1]
     np.testing.assert_array_equal(all_weight[:, 0], [1, 1])
     with pytest.raises(ValueError, match="sigma"):
-        HeatmapCodec((256, 192), (64, 48), sigma=0)
+        HeatmapCodec((256, 192), 4, sigma=0)
 
 
 def test_integer_centred_target_matches_mmpose_msra():
@@ -55,7 +55,7 @@ def test_integer_centred_target_matches_mmpose_msra():
     rng = np.random.default_rng(11)
     kp_input = random_keypoints(1, 17, rng)[0]
     vis = (rng.random(17) > 0.2).astype(np.float32)
-    ours, weight = HeatmapCodec((256, 192), (64, 48), sigma=2.0, subpixel=False).encode(kp_input, vis)
+    ours, weight = HeatmapCodec((256, 192), 4, sigma=2.0, subpixel=False).encode(kp_input, vis)
     expect, expect_w = ref.generate_gaussian_heatmaps((48, 64), kp_input[None] / 4, vis[None], 2.0)
     np.testing.assert_allclose(ours, expect, atol=1e-6)
     np.testing.assert_array_equal(weight[:, 0], expect_w[0])

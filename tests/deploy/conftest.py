@@ -3,7 +3,7 @@
 ``analytic_pose_onnx``: a pose "network" whose 17 heatmaps are the grey image average-pooled
 over 5x5 windows centred on every 4th pixel (heatmap pixel ``j`` <-> input pixel ``4j``, the
 decoder's convention), so a bright dot in the crop is where every keypoint must be found - an exact,
-training-free check of crop geometry, decode and mapping back. ``litehrnet18_onnx``: a random-init
+training-free check of crop geometry, decode and mapping back. ``litehrnet18_onnx``: a synthetic-weights
 ``litehrnet_18`` exported by :func:`litehrnet.export.export_onnx` (the real graph).
 """
 
@@ -42,9 +42,12 @@ def analytic_pose_onnx_dynamic(analytic_pose_onnx, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def litehrnet18_model():
     torch.manual_seed(0)
+    from litehrnet.export.synthetic import synthetic_trained_weights
     from litehrnet.models import build_model
 
-    return build_model("litehrnet_18").eval()
+    # trained-like activation ranges: mmpose's init gives ~1e-18 heatmaps, which export refuses
+    calib = torch.rand(2, 3, *POSE_HW, generator=torch.Generator().manual_seed(0)) - 0.5
+    return synthetic_trained_weights(build_model("litehrnet_18"), calib)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +64,7 @@ def yolov5n_onnx(shared_dir, tmp_path_factory) -> Path:
     """The official YOLOv5n export (shared with tests/yolov5 through the session temp folder)."""
     out = tmp_path_factory.getbasetemp() / "shared_models" / "yolov5n.onnx"
     if not out.is_file():
-        from litehrnet.models.yolov5 import export_yolov5_onnx, yolov5_from_checkpoint, yolov5_onnx_metadata
+        from litehrnet.yolov5.model import export_yolov5_onnx, yolov5_from_checkpoint, yolov5_onnx_metadata
 
         model = yolov5_from_checkpoint(shared_dir / "weights" / "yolov5n.pt").fuse()
         export_yolov5_onnx(model, out, (640, 640), yolov5_onnx_metadata(model, (640, 640), "official", "n"))

@@ -26,7 +26,8 @@ class PooledGrey(nn.Module):
 
 def pose_metadata_for(variant: str, norm: str = "kneron", channel_order: str = "rgb", input_hw=POSE_HW) -> dict:
     info = COCO_BODY_17
-    return pose_metadata(variant, input_hw, norm, channel_order, info.keypoint_names, info.flip_pairs)
+    return pose_metadata(variant, input_hw, norm, channel_order, info.keypoint_names, info.flip_pairs,
+                         heatmap_stride=4)
 
 
 def pose_params(onnx_path: Path, **overrides) -> dict:

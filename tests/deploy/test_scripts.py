@@ -13,7 +13,8 @@ import pytest
 
 import inference
 import inference_e2e
-from test_image_io import make_odd_inputs
+from litehrnet.deploy import TopDownSolution
+from test_inputs import make_odd_inputs
 from tools import eval_e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ def test_eval_rejects_unknown_inputs(tmp_path, capsys):
 
 
 def test_deploy_layer_never_imports_torch():
-    code = ("import sys, inference, inference_e2e, litehrnet.deploy, litehrnet.deploy.scoring, "
+    code = ("import sys, inference, inference_e2e, litehrnet.deploy, litehrnet.evaluation.scoring, "
             "litehrnet.deploy.cli; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
@@ -148,16 +149,16 @@ def test_deploy_layer_never_imports_torch():
 def test_e2e_keeps_going_when_one_image_fails(tmp_path, yaml_set, monkeypatch):
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("a.png", "b.png", "c.png"):
-        cv2.imwrite(str(folder / name), np.full((30, 20, 3), 50, np.uint8))
-    original = inference_e2e.run_one
+    for name, width in (("a.png", 20), ("b.png", 21), ("c.png", 20)):
+        cv2.imwrite(str(folder / name), np.full((30, width, 3), 50, np.uint8))
+    original = TopDownSolution.estimate
 
-    def flaky(solution, boxes, img_path, img_bgr):
-        if img_path.endswith("b.png"):
+    def flaky(self, img_bgr, boxes):
+        if img_bgr.shape[1] == 21:  # b.png
             raise ValueError("simulated failure")
-        return original(solution, boxes, img_path, img_bgr)
+        return original(self, img_bgr, boxes)
 
-    monkeypatch.setattr(inference_e2e, "run_one", flaky)
+    monkeypatch.setattr(TopDownSolution, "estimate", flaky)
     out, skipped = tmp_path / "out.json", tmp_path / "skipped.json"
     rc = inference_e2e.main(["--img-path", str(folder), *_chain_args(yaml_set()), "--save-path", str(out),
                              "--skipped-out", str(skipped)])

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from litehrnet.config import SCHEMA, merge
-from litehrnet.data import HeatmapCodec, heatmap_hw_for
+from litehrnet.data import HeatmapCodec
 from litehrnet.training.predict import (
     annotation_path,
     build_eval_dataset,
@@ -37,6 +37,8 @@ def _key(img_chw: torch.Tensor) -> str:
 class OracleModel(nn.Module):
     """Looks each crop up by its bytes and returns the prepared heatmaps."""
 
+    heatmap_stride = 4  # what the codec reads from a pose model
+
     def __init__(self, table: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.table = table
@@ -49,7 +51,7 @@ class OracleModel(nn.Module):
 
 def _oracle_table(dataset, input_hw, sigma) -> dict[str, torch.Tensor]:
     """Heatmaps of every crop of ``dataset`` and of its mirror, keyed by the crop's bytes."""
-    codec = HeatmapCodec(input_hw, heatmap_hw_for(input_hw), sigma)
+    codec = HeatmapCodec(input_hw, OracleModel.heatmap_stride, sigma)
     perm = dataset.info.flip_index()
     table = {}
     for i in range(len(dataset)):

@@ -69,7 +69,7 @@ def test_test_script_clear_errors(script, setup, shared_data, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "naive.pth" in err[0]
 
-    assert script.main([str(cfg), str(ckpt), "--det-file", str(tmp / "no_dets.json")]) == 1
+    assert script.main([str(cfg), str(ckpt), "--det-file", str(tmp / "no_dets.json")]) == 2  # checked before any work
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_dets.json" in err[0]
 

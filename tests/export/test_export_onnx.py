@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -55,7 +56,7 @@ class CallCounter(nn.Module):
 
 
 def coco_meta(variant: str = "tiny", hw=(64, 32)) -> dict:
-    return pose_metadata(variant, hw, "kneron", "rgb", COCO.keypoint_names, COCO.flip_pairs)
+    return pose_metadata(variant, hw, "kneron", "rgb", COCO.keypoint_names, COCO.flip_pairs, heatmap_stride=4)
 
 
 def test_export_writes_static_verified_model_with_metadata(tmp_path):
@@ -74,7 +75,7 @@ def test_export_writes_static_verified_model_with_metadata(tmp_path):
     assert proto.opset_import[0].version == 11
     assert "BatchNormalization" not in report.op_histogram       # folded
     meta = read_metadata(tmp_path / "m.onnx")
-    assert tuple(meta) == REQUIRED_KEYS
+    assert tuple(meta) == (*REQUIRED_KEYS, "batch") and meta["batch"] == "1"  # batch: written by export_onnx
     assert meta["input_hw"] == "64,32" and meta["heatmap_stride"] == "4" and meta["num_keypoints"] == "17"
     assert json.loads(meta["keypoint_names"])[0] == "nose"
     assert json.loads(meta["flip_pairs"])[0] == [1, 2]
@@ -114,12 +115,13 @@ def test_mismatch_with_torch_writes_nothing(tmp_path):
 
 def test_metadata_from_config_and_validation():
     cfg = merge(SCHEMA, {"data": {"norm": "kneron", "channel_order": "bgr"}})
-    meta = metadata_from_config(cfg)
-    assert (meta["variant"], meta["norm"], meta["channel_order"], meta["input_hw"]) == \
-        ("litehrnet_18", "kneron", "bgr", "256,192")
+    model = SimpleNamespace(variant="litehrnet_18", heatmap_stride=4)  # what metadata reads of a model
+    meta = metadata_from_config(cfg, model)
+    assert (meta["variant"], meta["norm"], meta["channel_order"], meta["input_hw"], meta["heatmap_stride"]) == \
+        ("litehrnet_18", "kneron", "bgr", "256,192", "4")
     mpii = merge(SCHEMA, {"data": {"keypoint_layout": "mpii"}, "model": {"num_keypoints": 16}})
-    assert metadata_from_config(mpii)["num_keypoints"] == "16"
+    assert metadata_from_config(mpii, model)["num_keypoints"] == "16"
     with pytest.raises(ValueError, match="has 16 keypoints"):
-        metadata_from_config(merge(SCHEMA, {"data": {"keypoint_layout": "mpii"}}))
+        metadata_from_config(merge(SCHEMA, {"data": {"keypoint_layout": "mpii"}}), model)
     with pytest.raises(ValueError, match="norm must be one of"):
-        pose_metadata("v", (256, 192), "imagenet", "rgb", ["a"], [])
+        pose_metadata("v", (256, 192), "imagenet", "rgb", ["a"], [], heatmap_stride=4)

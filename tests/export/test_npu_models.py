@@ -8,18 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from litehrnet.deploy.npu_check import check_model, tensor_shapes
+from litehrnet.kneron.checker import check_model, tensor_shapes
 from litehrnet.export import export_onnx, pose_metadata
 from litehrnet.export.pipeline import real_crop_input
 from litehrnet.keypoints import get_keypoint_info
 from litehrnet.models import VARIANTS, build_model
-from litehrnet.models.npu import (
-    NpuRewriteError,
+from litehrnet.models.separable_resize import set_separable_upsampling
+from litehrnet.export.npu_rewrite import NpuRewriteError, to_npu_rewrite
+from litehrnet.models.static_pools import (
+    StaticPoolError,
     cascade_global_pool,
     cascade_plan,
     pool_ratio,
     static_avg_pool,
-    to_npu_rewrite,
 )
 
 COCO = get_keypoint_info("coco")
@@ -27,7 +28,9 @@ FORBIDDEN_OPS = {"Transpose", "Reshape", "Shape", "Gather", "Split"}
 
 
 def assert_npu_constraints(model: onnx.ModelProto) -> None:
-    """Issue 3, item 2: rank <= 4, no Transpose/Reshape/Shape/Gather, small GAPs, AvgPool k = s."""
+    """Issue 3, item 2: rank <= 4, no Transpose/Reshape/Shape/Gather, small GAPs, AvgPool k = s;
+    issue 9: AvgPool with count_include_pad=0 and ceil_mode=0, every Resize changes one axis only,
+    and zero CPU nodes on KL720 and KL730 by every reading of Kneron's table."""
     shapes = tensor_shapes(model)
     assert max(len(s) for s in shapes.values()) <= 4
     ops = {n.op_type for n in model.graph.node}
@@ -37,9 +40,15 @@ def assert_npu_constraints(model: onnx.ModelProto) -> None:
             h, w = shapes[node.input[0]][2:]
             assert h * w <= 256, (node.name, h, w)
         if node.op_type == "AveragePool":
-            attrs = {a.name: list(a.ints) for a in node.attribute}
+            attrs = {a.name: list(a.ints) or a.i for a in node.attribute}
             assert attrs["kernel_shape"] == attrs["strides"] and set(attrs["kernel_shape"]) <= {2, 4, 8}
-    assert check_model(model, "KL720").ok
+            assert attrs.get("count_include_pad", 0) == 0 and attrs.get("ceil_mode", 0) == 0
+        if node.op_type == "Resize":
+            src, dst = shapes[node.input[0]], shapes[node.output[0]]
+            assert sum(a != b for a, b in zip(src, dst)) == 1, (node.name, src, dst)
+    for chip in ("KL720", "KL730"):
+        report = check_model(model, chip)
+        assert report.ok and report.num_cpu_nodes == report.num_ambiguous_nodes == 0, report.format_table()
 
 
 @pytest.mark.parametrize("in_hw,plan", [((64, 48), [8]), ((96, 72), [8]), ((48, 36), [4]),
@@ -54,9 +63,9 @@ def test_static_pool_matches_adaptive_and_fails_clearly():
     x = torch.randn(1, 4, 96, 72)
     for size in [(12, 9), (24, 18), (48, 36), (96, 72)]:
         torch.testing.assert_close(static_avg_pool(x, size), F.adaptive_avg_pool2d(x, size), rtol=0, atol=1e-6)
-    with pytest.raises(NpuRewriteError, match="cannot pool 64x50 to 8x7"):
+    with pytest.raises(StaticPoolError, match="cannot pool 64x50 to 8x7"):
         pool_ratio((64, 50), (8, 7))
-    with pytest.raises(NpuRewriteError, match="global pooling over 136x136"):
+    with pytest.raises(StaticPoolError, match="global pooling over 136x136"):
         cascade_plan((136, 136))  # 544x544 input: 17x17 = 289 > 256 after the 8x8 step
 
 
@@ -72,11 +81,35 @@ def test_npu_variant_rows_are_registered_and_trainable():
     assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
 
 
+@pytest.mark.parametrize("variant", ["litehrnet_18_npu", "litehrnet_18_rewrite"])
+def test_separable_upsampling_keeps_the_outputs(variant, officialise_fn):
+    """Row-then-column resizes give what the 2-D resizes gave (<= 1e-5), and the switch really
+    changes the graph: the separable export has twice the Resize nodes, each changing one axis."""
+    torch.manual_seed(4)
+    x = torch.randn(1, 3, 256, 192)
+    if variant.endswith("_rewrite"):
+        model = to_npu_rewrite(officialise_fn(build_model("litehrnet_18"), x), (256, 192))
+    else:
+        model = officialise_fn(build_model(variant), x)
+    with torch.no_grad():
+        separable = model(x)
+        joint = set_separable_upsampling(model, False)(x)
+        set_separable_upsampling(model, True)
+    assert float(separable.abs().max()) > 0.5
+    assert float((separable - joint).abs().max()) <= 1e-5
+    from litehrnet.export.onnx_export import _trace
+
+    resizes = [sum(n.op_type == "Resize" for n in _trace(set_separable_upsampling(model, flag), x, 11).graph.node)
+               for flag in (True, False)]
+    assert resizes[0] == 2 * resizes[1] > 0
+
+
 def test_npu_variant_export_meets_constraints(tmp_path, officialise_fn):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 256, 192)
     model = officialise_fn(build_model("litehrnet_18_npu"), x)
-    meta = pose_metadata("litehrnet_18_npu", (256, 192), "kneron", "rgb", COCO.keypoint_names, COCO.flip_pairs)
+    meta = pose_metadata("litehrnet_18_npu", (256, 192), "kneron", "rgb", COCO.keypoint_names, COCO.flip_pairs,
+                         heatmap_stride=4)
     report = export_onnx(model, tmp_path / "npu.onnx", (256, 192), metadata=meta, verify_input=x[:1].numpy())
     assert report.max_abs_diff <= 1e-4
     assert_npu_constraints(onnx.load(str(tmp_path / "npu.onnx")))
@@ -116,7 +149,8 @@ def test_rewrite_onnx_meets_constraints_and_matches_original(tmp_path, officiali
     x = torch.randn(1, 3, 384, 288)
     model = officialise_fn(build_model("litehrnet_18"), x)
     rewritten = to_npu_rewrite(model, (384, 288))
-    meta = pose_metadata(rewritten.variant, (384, 288), "torch", "rgb", COCO.keypoint_names, COCO.flip_pairs)
+    meta = pose_metadata(rewritten.variant, (384, 288), "torch", "rgb", COCO.keypoint_names, COCO.flip_pairs,
+                         heatmap_stride=rewritten.heatmap_stride)
     report = export_onnx(rewritten, tmp_path / "rw.onnx", (384, 288), metadata=meta, verify_input=x.numpy())
     proto = onnx.load(str(tmp_path / "rw.onnx"))
     assert_npu_constraints(proto)

@@ -113,8 +113,14 @@ def test_normalize_tensor_modes_and_mean_std():
     assert res["norm"] == "kneron"
     np.testing.assert_array_equal(res["img"], pp.to_network_input(img, "kneron", "rgb"))
     assert mr.NormalizeTensor(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]).norm == "torch"
+    for order in ("rgb", "bgr"):  # per-channel mode on the CHW array: bit-identical to the deploy input
+        chw = mr.NormalizeTensor("torch")(mr.ToTensor(order)({"img": img}))["img"]
+        assert chw.flags.c_contiguous and chw.dtype == np.float32
+        np.testing.assert_array_equal(chw, pp.to_network_input(img, "torch", order))
+    assert mr.NormalizeTensor(mean=[0.5] * 3, std=[0.5] * 3).norm == "tf"    # PLUS TENSOR_FLOW: x/127.5 - 1
+    assert mr.NormalizeTensor(mean=[128 / 255] * 3, std=[128 / 255] * 3).norm == "tf_hw"
     with pytest.raises(ValueError, match="none of the modes"):
-        mr.NormalizeTensor(mean=[0.5] * 3, std=[0.5] * 3)
+        mr.NormalizeTensor(mean=[0.4] * 3, std=[0.3] * 3)
     with pytest.raises(ValueError, match="normalisation mode"):
         mr.NormalizeTensor("caffe")
 

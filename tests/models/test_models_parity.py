@@ -1,7 +1,11 @@
 """Our backbones against mmpose 1.3.2's own implementation: identical state-dict keys (strict
-load of the reference's weights) and identical outputs in eval mode."""
+load of the reference's weights), bit-identical outputs in eval mode, and in training mode the
+same outputs, gradients and BatchNorm running statistics (our fuse layers run each branch-0
+downsampling once where mmpose runs it twice; see ``LiteHRModule._fuse``)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -49,6 +53,52 @@ def test_backbone_matches_reference(pairs, variant, input_hw):
     assert expected.std() > 0.05, "reference output degenerate: the comparison would prove nothing"
     diff = (got - expected).abs().max().item()
     assert diff <= TOLERANCE, f"{variant} {input_hw}: max |diff| {diff:.3g}"
+    if variant in LITE_VARIANTS:  # same operators in the same order: bit-identical, not just close
+        assert diff == 0.0, f"{variant} {input_hw}: max |diff| {diff:.3g}, expected 0.0"
+
+
+# Training mode. Forward: bit-identical. Backward: our fuse layers get 2g once where mmpose gets g
+# twice (exact scaling), and autograd sums branch contributions in another order, so gradients
+# agree to float rounding. Tolerance per tensor: |ours - ref| <= GRAD_RTOL * max|ref| +
+# GRAD_ATOL * (largest gradient of the whole network): the absolute part covers parameters whose
+# true gradient is 0 (a BN bias feeding a conv and another training-mode BN), where both sides
+# hold rounding noise only. Measured: <= 7e-7 of the largest gradient.
+GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-5
+STATS_RTOL = 1e-5  # running mean/var after one training forward (momentum emulation), measured 2e-7
+
+
+@pytest.mark.parametrize("variant", LITE_VARIANTS)
+def test_training_mode_matches_reference(reference_backbones, variant):
+    reference = copy.deepcopy(reference_backbones(variant))  # the cached one stays as it is
+    ours = _ours_from(reference, variant)
+    reference.train()  # (mmpose's train() returns None)
+    ours.train()
+    x = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(3))
+    x_ref, x_ours = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    expected, got = reference(x_ref)[0], ours(x_ours)
+    assert torch.equal(got, expected), f"{variant}: training-mode output differs"
+    upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(4))
+    (expected * upstream).sum().backward()
+    (got * upstream).sum().backward()
+
+    ref_grads = {"input": x_ref.grad, **{n: p.grad for n, p in reference.named_parameters()}}
+    our_grads = {"input": x_ours.grad, **{n: p.grad for n, p in ours.named_parameters()}}
+    assert ref_grads.keys() == our_grads.keys() and all(g is not None for g in our_grads.values())
+    largest = max(g.abs().max().item() for g in ref_grads.values())
+    for name, ref_grad in ref_grads.items():
+        bound = GRAD_RTOL * ref_grad.abs().max().item() + GRAD_ATOL * largest
+        diff = (our_grads[name] - ref_grad).abs().max().item()
+        assert diff <= bound, f"{variant}: gradient of {name} differs by {diff:.3g} (bound {bound:.3g})"
+    # the fuse rows whose branch-0 path is run twice by mmpose carry real gradient (not just noise)
+    doubled = [n for n in ref_grads if ".fuse_layers." in n and ".fuse_layers.0." not in n
+               and n.split(".fuse_layers.")[1].split(".")[1] == "0" and n.endswith(".weight")]
+    assert doubled and max(ref_grads[n].abs().max().item() for n in doubled) > 1e-3 * largest
+
+    ref_buffers = dict(reference.named_buffers())
+    for name, buf in ours.named_buffers():
+        if buf.is_floating_point():  # running_mean / running_var
+            torch.testing.assert_close(buf, ref_buffers[name], rtol=STATS_RTOL, atol=1e-6,
+                                       msg=lambda m, name=name: f"{variant}: {name}: {m}")
 
 
 def test_bn_statistics_matter(pairs):

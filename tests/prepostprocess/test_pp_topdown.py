@@ -51,7 +51,7 @@ def test_flip_composition_equals_flipping_the_image():
 def test_one_pixel_image_and_odd_sizes():
     img = np.full((1, 1, 3), 77, np.uint8)
     # output pixel (2, 1) samples source (0.5 - 2.5 + 2, 0.5 - 1.5 + 1) = (0, 0) exactly
-    x = preprocess_topdown(img, (0.5, 0.5), (5.0, 3.0), (3, 5), "tf", "rgb")
+    x = preprocess_topdown(img, (0.5, 0.5), (5.0, 3.0), (3, 5), "tf_hw", "rgb")
     assert x.shape == (3, 3, 5)
     assert x[:, 1, 2].tolist() == [77 / 128 - 1] * 3
     assert x[:, 0, 0].tolist() == [-1.0] * 3  # zero border

@@ -13,7 +13,7 @@ def yolov5n_pt(shared_dir: Path) -> Path:
 
 
 def _export(model, out: Path, preprocess: str) -> Path:
-    from litehrnet.models.yolov5 import export_yolov5_onnx, yolov5_onnx_metadata
+    from litehrnet.yolov5.model import export_yolov5_onnx, yolov5_onnx_metadata
 
     export_yolov5_onnx(model, out, (640, 640), yolov5_onnx_metadata(model, (640, 640), preprocess, "n"))
     return out
@@ -24,7 +24,7 @@ def yolov5n_onnx(yolov5n_pt, tmp_path_factory) -> Path:
     """Official-preprocessing export (input x/255); tests/deploy reuses the same file."""
     out = tmp_path_factory.getbasetemp() / "shared_models" / "yolov5n.onnx"
     if not out.is_file():
-        from litehrnet.models.yolov5 import yolov5_from_checkpoint
+        from litehrnet.yolov5.model import yolov5_from_checkpoint
 
         _export(yolov5_from_checkpoint(yolov5n_pt).fuse(), out, "official")
     return out
@@ -33,7 +33,7 @@ def yolov5n_onnx(yolov5n_pt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def yolov5n_kneron_onnx(yolov5n_pt, tmp_path_factory) -> Path:
     """Kneron export (input x/256 - 0.5) of a fresh copy of the model."""
-    from litehrnet.models.yolov5 import set_kneron_input, yolov5_from_checkpoint
+    from litehrnet.yolov5.model import set_kneron_input, yolov5_from_checkpoint
 
     model = set_kneron_input(yolov5_from_checkpoint(yolov5n_pt).fuse())
     return _export(model, tmp_path_factory.mktemp("yolo_kn") / "yolov5n_kneron.onnx", "kneron")

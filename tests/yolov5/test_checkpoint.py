@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from litehrnet.models.yolov5 import build_yolov5, yolov5_from_checkpoint
-from litehrnet.models.yolov5_checkpoint import YoloCheckpointError, read_yolov5_checkpoint
+from litehrnet.yolov5.model import build_yolov5, yolov5_from_checkpoint
+from litehrnet.yolov5.checkpoint import YoloCheckpointError, read_yolov5_checkpoint
 
 
 def test_official_checkpoint_contents(yolov5n_pt):

@@ -15,7 +15,7 @@ from prepostprocess.detection import letterbox, normalise_detector_input
 SETTINGS = [(0.001, 0.65), (0.25, 0.45)]
 
 
-def _iou_ltwh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of one box ``a`` against rows ``b`` (both l, t, w, h)."""
     lt = np.maximum(a[:2], b[:, :2])
     rb = np.minimum(a[:2] + a[2:4], b[:, :2] + b[:, 2:4])
@@ -55,7 +55,7 @@ def test_matches_official_reference(detector_params, yolov5n_onnx, dev_images, s
             for ref in refs:
                 if ref["score"] <= 0.25:
                     continue
-                ious = _iou_ltwh(np.asarray(ref["bbox"]), dets[:, :4])
+                ious = _iou_xywh(np.asarray(ref["bbox"]), dets[:, :4])
                 best = int(ious.argmax())
                 assert ious[best] >= 0.99, (name, ref)
                 assert abs(dets[best, 4] - ref["score"]) <= 0.01, (name, ref)
@@ -63,7 +63,7 @@ def test_matches_official_reference(detector_params, yolov5n_onnx, dev_images, s
             ref_boxes = np.asarray([r["bbox"] for r in refs]).reshape(-1, 4)
             for j, det in enumerate(dets):
                 if det[4] > 0.3 and j not in matched:
-                    assert len(ref_boxes) and _iou_ltwh(det[:4], ref_boxes).max() >= 0.99, (name, det)
+                    assert len(ref_boxes) and _iou_xywh(det[:4], ref_boxes).max() >= 0.99, (name, det)
 
 
 def test_kneron_export_is_exact_and_close_to_reference(
@@ -82,7 +82,7 @@ def test_kneron_export_is_exact_and_close_to_reference(
     reference = json.loads(ref_file.read_text())
     detections = _detect_all(runner, [p for p in dev_images if any(r["file_name"] == p.name for r in reference)],
                              [(0.25, 0.45)])[(0.25, 0.45)]
-    best_ious = [_iou_ltwh(np.asarray(r["bbox"]), detections[r["file_name"]][:, :4]).max(initial=0.0)
+    best_ious = [_iou_xywh(np.asarray(r["bbox"]), detections[r["file_name"]][:, :4]).max(initial=0.0)
                  for r in reference if r["score"] > 0.5]
     assert len(best_ious) > 50 and min(best_ious) > 0.6 and np.median(best_ious) > 0.9
 

@@ -1,4 +1,4 @@
-"""Input reading: every odd image becomes 8-bit BGR; every unreadable item gets a reason."""
+"""Input reading (deploy/inputs.py): every odd image becomes 8-bit BGR; every unreadable item gets a reason."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from litehrnet.deploy.image_io import count_inputs, iter_inputs, read_image
+from litehrnet.deploy.inputs import count_inputs, iter_inputs, read_image
 
 
 def make_odd_inputs(folder, color_jpg_bytes: bytes) -> dict[str, str | None]:

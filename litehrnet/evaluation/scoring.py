@@ -1,6 +1,8 @@
-"""Scoring the chain's output JSON against ground truth (used by ``tools/eval_e2e.py``).
+"""Scoring the end-to-end chain's output records against ground truth (``tools/eval_e2e.py``).
 
-Two kinds of ground truth:
+Records are the chain's per-image output (``litehrnet.deploy.records``: ``img_path``,
+``lmk_coco_body_17pts`` per person, ``bbox`` ``[l, t, w, h, score]`` per person). Two kinds of
+ground truth:
 
 * **COCO keypoints file** (``{"images", "annotations", "categories"}``): records are turned into
   COCO results (rescored and OKS-NMSed by :func:`litehrnet.evaluation.people_to_coco_results`)
@@ -27,11 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from litehrnet.evaluation import evaluate_coco_keypoints, people_to_coco_results
-from litehrnet.evaluation.coco import load_coco_gt
+from .coco import EvaluationError, evaluate_coco_keypoints, load_coco_gt, people_to_coco_results
 
-from .params import ParamsError
-from .records import records_to_people
+
+def records_to_people(records: list[dict[str, Any]], image_id_of) -> tuple[list[dict[str, Any]], int]:
+    """Per-person dicts for :func:`litehrnet.evaluation.people_to_coco_results`.
+
+    ``image_id_of(img_path) -> int | None``; returns the people and the number of records without an id.
+    """
+    people, unmatched = [], 0
+    for rec in records:
+        image_id = image_id_of(rec["img_path"])
+        if image_id is None:
+            unmatched += 1
+            continue
+        for kpts, box in zip(rec["lmk_coco_body_17pts"], rec["bbox"]):
+            people.append({"image_id": image_id, "keypoints": kpts, "bbox_score": box[4], "area": box[2] * box[3]})
+    return people, unmatched
 
 
 def read_json(path: str | Path, what: str) -> Any:
@@ -39,9 +53,9 @@ def read_json(path: str | Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ParamsError(f"{path}: {what} file not found") from None
+        raise EvaluationError(f"{path}: {what} file not found") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ParamsError(f"{path}: {what} is not valid JSON ({exc})") from None
+        raise EvaluationError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
 def is_coco_keypoints(gt: Any) -> bool:
@@ -52,7 +66,7 @@ def _file_name(img_path: str) -> str:
     return Path(img_path.split("#")[0]).name
 
 
-def score_coco(records: list[dict], gt_path: str | Path, nms: str = "oks") -> dict[str, float]:
+def score_records_coco(records: list[dict], gt_path: str | Path, nms: str = "oks") -> dict[str, float]:
     """COCO keypoint AP/AR over the GT images that the records cover (matched by file name)."""
     coco_gt = load_coco_gt(gt_path)
     file_to_id = {img["file_name"]: img["id"] for img in coco_gt.dataset["images"]}
@@ -112,7 +126,7 @@ def _pair_persons(gt: np.ndarray, pred: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def score_landmarks(records: list[dict], gt: list[dict], key: str = "lmk_coco_body_17pts") -> dict[str, float]:
+def score_records_landmarks(records: list[dict], gt: list[dict], key: str = "lmk_coco_body_17pts") -> dict[str, float]:
     preds = {r["img_path"]: _persons(r[key]) for r in records}
     gts = {g["img_path"]: _persons(g[key]) for g in gt}
     mapping, how = _match_paths(list(preds), list(gts))

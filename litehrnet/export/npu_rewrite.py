@@ -1,32 +1,18 @@
-"""Lite-HRNet for Kneron NPUs: static pools, the trainable NPU variants, and an exact rewrite
-of official (shuffle + adaptive-pool) weights. Design and measurements: docs/export.md.
+"""Exact NPU-friendly rewrite of official Lite-HRNet weights at one input size (export concern).
 
-Kneron's NPUs cannot run rank-5 tensors (the reshape/transpose channel shuffle), large
-GlobalAveragePools (KL520: H*W <= 256) or AveragePools other than kernel = stride in {2, 4, 8}
-(SPEC 3). Three pieces live here:
-
-1. **Static pools** :func:`static_avg_pool` (``adaptive_avg_pool2d`` as AvgPool kernel = stride,
-   exact when sizes divide) and :func:`cascade_global_pool` (AvgPool steps of 8/4/2 until
-   H*W <= 256, then GlobalAveragePool). Also registered in ``litehrnet.POOLS`` as ``static`` /
-   ``cascade`` so official-layout rows can use them.
-
-2. **Trainable variants** ``litehrnet_18_npu`` / ``litehrnet_30_npu`` (rows of
-   :data:`NPU_VARIANTS`, ``arch: litehrnet_npu``, merged into ``litehrnet.models.VARIANTS``):
-   official stem/transitions/fuse/head with the LITE block replaced by
-   :class:`NpuChannelWeighting` (no split, no shuffle, global-mean weighting, residual) and a
-   plain fuse sum. New parameters: they must be trained.
-
-3. **Exact rewrite** :func:`to_npu_rewrite` of an official model at one input size: the same
-   function with no shuffle op at all. Each branch tensor is kept in a *physical* channel order
-   plus a permutation to the *logical* (official) order; a shuffle only updates the permutation,
-   and every conv reading or writing the tensor gets its weights permuted instead (exact). The
-   LITE block then runs on all channels of a branch: the half the official block leaves untouched
-   gets an identity depthwise kernel and weights of exactly 1 (sigmoid of a bias of +20, which is
-   1.0 in float32), so no Split/Slice/Concat is needed either. Pools become the static pools
-   above, BatchNorm is folded into the convs. For CPU speed the graph also suits onnxruntime's
-   blocked NCHWc kernels (hidden widths padded with zero channels to multiples of 8, per-channel
-   scales spread by nearest upsampling so every Mul has equal shapes): about 0.77x the official
-   model's 1-thread latency instead of ~1.0x.
+:func:`to_npu_rewrite` returns the same function as an official (shuffle + adaptive-pool)
+Lite-HRNet with no shuffle op at all. Each branch tensor is kept in a *physical* channel order
+plus a permutation to the *logical* (official) order; a shuffle only updates the permutation, and
+every conv reading or writing the tensor gets its weights permuted instead (exact). The LITE block
+then runs on all channels of a branch: the half the official block leaves untouched gets an
+identity depthwise kernel and weights of exactly 1 (sigmoid of a bias of +20, which is 1.0 in
+float32), so no Split/Slice/Concat is needed either. Pools become the static pools of
+:mod:`litehrnet.models.static_pools`, BatchNorm is folded into the convs. For CPU speed the graph
+also suits onnxruntime's blocked NCHWc kernels (hidden widths padded with zero channels to
+multiples of 8, per-channel scales spread by nearest upsampling so every Mul has equal shapes):
+about 0.77x the official model's 1-thread latency. Every upsampling is a row resize followed by a
+column resize (:mod:`litehrnet.models.separable_resize`), so no Resize changes both axes (KL720
+note 35, read literally). Design and measurements: docs/export.md.
 """
 
 from __future__ import annotations
@@ -38,202 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import litehrnet as lite
-from .layers import conv_bn_act
+from litehrnet.models import litehrnet as lite
+from litehrnet.models.pose_model import PoseModel
+from litehrnet.models.separable_resize import SeparableUpsample, resize_bilinear, upsample_nearest
+from litehrnet.models.static_pools import StaticPoolError, avg_pool_exact, cascade_plan, pool_ratio
 
-GLOBAL_POOL_MAX_HW = 256          # KL520 GlobalAveragePool limit (SPEC 3)
-POOL_KERNELS = (8, 4, 2)          # AveragePool kernel = stride allowed on the NPU (SPEC 3)
 ONE_LOGIT = 20.0                  # sigmoid(20) == 1.0 in float32: "weight 1" for untouched channels
 
 
 class NpuRewriteError(ValueError):
     """The model or the input size cannot be rewritten exactly."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Static pools (exact replacements of adaptive pooling at a fixed size)
-# ----------------------------------------------------------------------------------------------
-def pool_ratio(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, int]:
-    """Kernel = stride that maps ``in_hw`` exactly onto ``out_hw`` (error if not a whole ratio)."""
-    (h, w), (oh, ow) = in_hw, out_hw
-    if h % oh or w % ow:
-        raise NpuRewriteError(f"cannot pool {h}x{w} to {oh}x{ow} with kernel = stride: sizes are not "
-                              f"whole multiples; use an input size divisible by 32")
-    return h // oh, w // ow
-
-
-def cascade_plan(in_hw: tuple[int, int], max_hw: int = GLOBAL_POOL_MAX_HW) -> list[int]:
-    """AvgPool kernels (= strides, each in {8, 4, 2}) that shrink ``in_hw`` to H*W <= ``max_hw``.
-
-    Every step averages equal, non-overlapping windows, so the final global mean equals the mean
-    over ``in_hw``. Raises :class:`NpuRewriteError` when no such cascade exists.
-    """
-    h, w = in_hw
-    plan: list[int] = []
-    while h * w > max_hw:
-        k = next((k for k in POOL_KERNELS if h % k == 0 and w % k == 0), None)
-        if k is None:
-            raise NpuRewriteError(
-                f"global pooling over {in_hw[0]}x{in_hw[1]} cannot be cut to H*W <= {max_hw} with "
-                f"AvgPool kernel = stride in {{2, 4, 8}} (stuck at {h}x{w}); choose an input size whose "
-                f"1/32 map has H*W <= {max_hw} or dims divisible by 2")
-        plan.append(k)
-        h, w = h // k, w // k
-    return plan
-
-
-def static_avg_pool(x_nchw: Tensor, size_hw: tuple[int, int]) -> Tensor:
-    """``adaptive_avg_pool2d`` as AvgPool kernel = stride (exact when the sizes divide)."""
-    size_hw = tuple(int(s) for s in size_hw)
-    if size_hw == (1, 1):
-        return cascade_global_pool(x_nchw, size_hw)
-    k = pool_ratio(tuple(int(s) for s in x_nchw.shape[-2:]), size_hw)
-    return x_nchw if k == (1, 1) else F.avg_pool2d(x_nchw, k, k)
-
-
-def cascade_global_pool(x_nchw: Tensor, size_hw: tuple[int, int] = (1, 1)) -> Tensor:
-    """Global average pool as AvgPool(k, k) steps then a GlobalAveragePool over <= 256 elements."""
-    if tuple(int(s) for s in size_hw) != (1, 1):
-        return static_avg_pool(x_nchw, size_hw)
-    for k in cascade_plan(tuple(int(s) for s in x_nchw.shape[-2:])):
-        x_nchw = F.avg_pool2d(x_nchw, k, k)
-    return F.adaptive_avg_pool2d(x_nchw, 1)
-
-
-lite.POOLS.setdefault("static", static_avg_pool)
-lite.POOLS.setdefault("cascade", cascade_global_pool)
-
-
-# ----------------------------------------------------------------------------------------------
-# Trainable NPU variant
-# ----------------------------------------------------------------------------------------------
-class NpuChannelWeighting(nn.Module):
-    """The NPU block: conditional channel weighting over *all* channels, with a residual.
-
-    Per branch ``i`` (``x_i`` of C_i channels)::
-
-        m_i   = GAP(AvgPool(k = stride = size ratio)(x_i))        # global mean via the smallest size
-        h     = ReLU(conv1x1(concat_i m_i))                        # cross-resolution context
-        w_i   = sigmoid(conv1x1_i(h) + conv(ReLU(conv(m_i))))      # cross-resolution + spatial logits
-        out_i = x_i + BN(dw3x3_i(x_i * w_i))                       # w_i is 1x1: a broadcast Mul
-
-    Versus the official LITE block: no split/concat/shuffle (every channel is weighted and
-    convolved; the residual keeps the identity path the untouched half gave); both weightings use
-    the branch's global mean, computed as an AvgPool to the smallest branch's size (kernel 2/4/8)
-    plus a GlobalAveragePool over <= 256 elements, so their two sigmoids merge into one and no
-    Resize is needed; the 1x1 convs on pooled vectors carry biases instead of BatchNorm (BN over
-    1x1 maps normalises over the batch alone).
-    """
-
-    def __init__(self, channels: list[int], reduce_ratio: int) -> None:
-        super().__init__()
-        total = sum(channels)
-        hidden = max(1, total // (2 * reduce_ratio))   # the official block's hidden widths:
-        self.crw_conv1 = conv_bn_act(total, hidden, 1, norm=False, act="relu")   # (C/2) / ratio
-        self.crw_conv2 = nn.ModuleList(conv_bn_act(hidden, c, 1, norm=False, act=None) for c in channels)
-        self.sw = nn.ModuleList(nn.Sequential(
-            conv_bn_act(c, max(1, c // 8), 1, norm=False, act="relu"),           # (C/2) / 4
-            conv_bn_act(max(1, c // 8), c, 1, norm=False, act=None)) for c in channels)
-        self.depthwise_convs = nn.ModuleList(conv_bn_act(c, c, 3, groups=c, act=None) for c in channels)
-
-    def forward(self, xs: list[Tensor]) -> list[Tensor]:
-        small_hw = tuple(int(s) for s in xs[-1].shape[-2:])
-        means = [cascade_global_pool(static_avg_pool(x, small_hw)) for x in xs]
-        hidden = self.crw_conv1(torch.cat(means, dim=1))
-        outs = []
-        for x, m, crw2, sw, dw in zip(xs, means, self.crw_conv2, self.sw, self.depthwise_convs):
-            w = torch.sigmoid(crw2(hidden) + sw(m))
-            outs.append(x + dw(x * w))
-        return outs
-
-
-class NpuHRModule(lite.LiteHRModule):
-    """``num_blocks`` :class:`NpuChannelWeighting` blocks, then the fuse layers with a plain sum.
-
-    The official in-place double add of branch 0 is needed only to reproduce official weights;
-    a network trained from scratch uses the clean HRNet sum ``relu(sum_j f_ij(x_j))``, which also
-    keeps branch 0 from doubling in magnitude at every module.
-    """
-
-    def __init__(self, channels: list[int], num_blocks: int, reduce_ratio: int, with_fuse: bool = True) -> None:
-        nn.Module.__init__(self)
-        self.block = "LITE"            # LiteHRModule.forward runs self.layers over the branch list
-        self.num_branches = len(channels)
-        self.in_channels = list(channels)
-        self.layers = nn.Sequential(*[NpuChannelWeighting(channels, reduce_ratio) for _ in range(num_blocks)])
-        self.with_fuse = with_fuse and self.num_branches > 1
-        self.multiscale_output = True
-        if self.with_fuse:
-            self.fuse_layers = lite.make_fuse_layers(channels, self.num_branches)
-            self.relu = nn.ReLU()
-
-    def _fuse(self, out: list[Tensor]) -> list[Tensor]:
-        fused = []
-        for i, row in enumerate(self.fuse_layers):
-            acc = out[i]
-            for j in range(self.num_branches):
-                if j != i:
-                    acc = acc + row[j](out[j])
-            fused.append(self.relu(acc))
-        return fused
-
-
-class LiteHRNetNpu(lite.LiteHRNet):
-    """Lite-HRNet with NPU blocks; stem without shuffle; same transitions, fuse and head."""
-
-    def __init__(self, row: dict, in_channels: int = 3) -> None:
-        nn.Module.__init__(self)
-        stem_channels, stem_out, expand_ratio = row["stem"]
-        self.stem = lite.Stem(in_channels, stem_channels, stem_out, expand_ratio, lite.NoShuffle)
-        self.num_stages = len(row["num_modules"])
-        channels_last = [stem_out]
-        for s in range(self.num_stages):
-            channels = list(row["num_channels"][s])
-            setattr(self, f"transition{s}", lite.make_transition(channels_last, channels))
-            modules = [NpuHRModule(channels, row["num_blocks"][s], row["reduce_ratios"][s], row.get("with_fuse", True))
-                       for _ in range(row["num_modules"][s])]
-            setattr(self, f"stage{s}", nn.Sequential(*modules))
-            channels_last = channels
-        self.with_head = True
-        self.head_layer = lite.IterativeHead(channels_last)
-        self.out_channels = channels_last[0]
-
-
-def build_litehrnet_npu(row: dict) -> LiteHRNetNpu:
-    """Builder for rows with ``arch: litehrnet_npu``."""
-    return LiteHRNetNpu(row)
-
-
-def _npu_row(official: str) -> dict:
-    from .variants import VARIANTS
-
-    row = copy.deepcopy(VARIANTS[official])
-    for key in ("channel_shuffle", "cross_res_pool", "spatial_pool", "block"):
-        row.pop(key, None)          # the NPU block has none of these swappable parts
-    row.update(arch="litehrnet_npu", npu_of=official, published={})
-    return row
-
-
-NPU_VARIANTS: dict[str, dict] = {
-    "litehrnet_18_npu": _npu_row("litehrnet_18"),
-    "litehrnet_30_npu": _npu_row("litehrnet_30"),
-}
-NPU_BUILDERS = {"litehrnet_npu": build_litehrnet_npu}
-
-
-def _register_builders() -> None:
-    """Add :data:`NPU_BUILDERS` to ``litehrnet.models.BACKBONE_BUILDERS`` (defined before this
-    module is imported by the package ``__init__``)."""
-    import sys
-
-    package = sys.modules.get(__package__)
-    builders = getattr(package, "BACKBONE_BUILDERS", None)
-    if isinstance(builders, dict):
-        for arch, fn in NPU_BUILDERS.items():
-            builders.setdefault(arch, fn)
-
-
-_register_builders()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,11 +157,11 @@ def _pad_cols(w: Tensor, in_channels: int) -> Tensor:
     return w if extra == 0 else torch.cat((w, w.new_zeros(w.shape[0], extra, *w.shape[2:])), dim=1)
 
 
-def _spread(scale_nc11: Tensor, hw: tuple[int, int]) -> Tensor:
+def _spread(scale_nc11: Tensor, hw: tuple[int, int], separable: bool = True) -> Tensor:
     """A per-channel scale (N, C, 1, 1) repeated over ``hw`` by nearest upsampling (exact)."""
     if hw == (1, 1):
         return scale_nc11
-    return F.interpolate(scale_nc11, scale_factor=[float(hw[0]), float(hw[1])], mode="nearest")
+    return upsample_nearest(scale_nc11, hw, separable)
 
 
 def _halve(hw: tuple[int, int]) -> tuple[int, int]:
@@ -447,6 +247,7 @@ class NpuLiteBlock(nn.Module):
         self.small_cascade = cascade_plan(branch_hw[-1])
         self.branch_hw = [tuple(int(v) for v in hw) for hw in branch_hw]
         self.defer_scale = defer_scale
+        self.separable_upsampling = True
         self.out_perms = [p[_shuffle_index(sh, c)] for p, sh, c in zip(perms, block.shuffles, channels)]
 
     @staticmethod
@@ -469,11 +270,12 @@ class NpuLiteBlock(nn.Module):
         small_hw = self.branch_hw[-1]
         # per-channel scales are broadcast by nearest upsampling (exact) so that every Mul has
         # equal shapes: onnxruntime then keeps the whole block in its blocked (NCHWc) layout
-        prevs = [None if prev is None else _spread(prev, small_hw) for _, prev, _ in triples]
+        sep = self.separable_upsampling
+        prevs = [None if prev is None else _spread(prev, small_hw, sep) for _, prev, _ in triples]
         pooled = []
         for (x, _, p), prev, k in zip(triples, prevs, self.pool_kernels):
             if p is None:
-                p = x if k == (1, 1) else F.avg_pool2d(x, k, k)
+                p = x if k == (1, 1) else avg_pool_exact(x, k)
             pooled.append(p if prev is None else p * prev)
         hidden = self.crw_conv1(torch.cat(pooled, dim=1))
         outs = []
@@ -482,16 +284,15 @@ class NpuLiteBlock(nn.Module):
             if prevs[i] is not None:
                 weights = weights * prevs[i]
             if self.pool_kernels[i] != (1, 1):
-                weights = F.interpolate(weights, scale_factor=[float(k) for k in self.pool_kernels[i]],
-                                        mode="nearest")
+                weights = upsample_nearest(weights, self.pool_kernels[i], sep)
             x = self.dw[i](x * weights)
             # global mean = mean of the map pooled to the smallest size (reused by the next block)
-            q = x if self.pool_kernels[i] == (1, 1) else F.avg_pool2d(x, self.pool_kernels[i], self.pool_kernels[i])
+            q = x if self.pool_kernels[i] == (1, 1) else avg_pool_exact(x, self.pool_kernels[i])
             s = q
             for k in self.small_cascade:
-                s = F.avg_pool2d(s, k, k)
+                s = avg_pool_exact(s, k)
             s = self.sw_conv2[i](self.sw_conv1[i](F.adaptive_avg_pool2d(s, 1)))
-            outs.append((x, s, q) if self.defer_scale else x * _spread(s, self.branch_hw[i]))
+            outs.append((x, s, q) if self.defer_scale else x * _spread(s, self.branch_hw[i], sep))
         return outs
 
 
@@ -510,7 +311,7 @@ class NpuFuse(nn.Module):
                     out_row.append(nn.Identity())
                 elif j > i:  # 1x1 conv + BN + nearest upsample
                     conv = _permuted_conv(layer[0], layer[1], invs[j], invs[i])
-                    out_row.append(nn.Sequential(conv, nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
+                    out_row.append(nn.Sequential(conv, SeparableUpsample(2 ** (j - i))))
                 else:  # chain of stride-2 dw_pw steps; the input layout is branch j's
                     steps = list(layer)
                     out_row.append(nn.Sequential(*[
@@ -574,12 +375,13 @@ class NpuIterativeHead(nn.Module):
                 _cba_permuted(project.depthwise_conv, inv_in),
                 _cba_permuted(project.pointwise_conv, inv_in, inv_out)))
         self.sizes = [tuple(branch_hw[n - 1 - k]) for k in range(n)]
+        self.separable_upsampling = True
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         prev: Tensor | None = None
         for x, project, size in zip(xs[::-1], self.projects, self.sizes):
             if prev is not None:
-                x = x + F.interpolate(prev, size=size, mode="bilinear", align_corners=True)
+                x = x + resize_bilinear(prev, size, True, self.separable_upsampling)
             prev = project(x)
         return prev
 
@@ -638,8 +440,6 @@ def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int], one_logit: float
     bias giving weight sigmoid(one_logit) = 1 to the channels the official block leaves untouched
     (20: exactly 1.0 in float32; use >= 40 for float64 comparisons).
     """
-    from .pose_model import PoseModel
-
     backbone = getattr(model, "backbone", None)
     if not isinstance(backbone, lite.LiteHRNet):
         name = getattr(model, "variant", type(model).__name__)
@@ -647,7 +447,10 @@ def to_npu_rewrite(model: nn.Module, input_hw: tuple[int, int], one_logit: float
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        rewritten = NpuLiteHRNet(backbone, input_hw, one_logit)
+        try:
+            rewritten = NpuLiteHRNet(backbone, input_hw, one_logit)
+        except StaticPoolError as exc:
+            raise NpuRewriteError(str(exc)) from None
         head = copy.deepcopy(model.keypoint_head)
     model.train(was_training)
     out = PoseModel(rewritten, head, f"{model.variant}_npu_rewrite", tuple(input_hw))

@@ -14,7 +14,7 @@ answers ``find_class`` from a fixed allowlist:
 
 :func:`read_yolov5_checkpoint` returns a :class:`YoloCheckpoint`: the model ``yaml`` dict, the class
 names, the Detect anchors/strides and a flat ``state_dict`` whose keys match the official module
-tree (``model.0.conv.weight``, ``model.24.m.0.bias``...), which :mod:`litehrnet.models.yolov5`
+tree (``model.0.conv.weight``, ``model.24.m.0.bias``...), which :mod:`litehrnet.yolov5.model`
 reproduces.
 """
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from litehrnet.models.yolov5_checkpoint import YoloCheckpoint, YoloCheckpointError, read_yolov5_checkpoint
+from .checkpoint import YoloCheckpoint, YoloCheckpointError, read_yolov5_checkpoint
 
 BN_EPS = 1e-3  # the official YOLOv5 models set eps=1e-3 on every BatchNorm2d
 
@@ -246,6 +246,49 @@ def set_kneron_input(model: YoloV5) -> YoloV5:
     return model
 
 
+class FoldedInputConv(nn.Module):
+    """The first conv with the input affine folded into its weights, plus an exact border correction."""
+
+    def __init__(self, conv: nn.Conv2d, border_correction: torch.Tensor) -> None:
+        super().__init__()
+        self.conv = conv
+        self.register_buffer("border_correction", border_correction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.border_correction
+
+
+@torch.no_grad()
+def fold_kneron_input(model: YoloV5, input_hw: tuple[int, int]) -> YoloV5:
+    """Fold :func:`set_kneron_input`'s affine step into the first conv (no Mul/Add on the input).
+
+    ``conv(pad0(a*x + c))`` equals ``conv'(pad0(x)) + D`` with ``conv'`` = weights ``a*W``, bias
+    ``b + c*sum(W)``, and ``D`` a constant map that is non-zero only where the kernel overlaps the
+    zero padding (there ``conv'`` counts the padding as grey ``c`` instead of black 0). ``D`` is
+    computed once in float64 for ``input_hw``; the export then starts with Conv -> Add(constant),
+    both NPU ops on every Kneron chip, and Kneron's optimiser has no input Mul/Add to turn into
+    Transpose -> BatchNormalization -> Transpose. Needs a fused model (no BatchNorm).
+    """
+    if model.input_affine is None:
+        raise ValueError("fold_kneron_input: call set_kneron_input(model) first")
+    first = model.model[0]
+    if hasattr(first, "bn") or first.conv.bias is None:
+        raise ValueError("fold_kneron_input: fuse() the model first (BatchNorm folded into the conv)")
+    scale, shift = model.input_affine
+    conv = first.conv
+    w, b = conv.weight.double(), conv.bias.double()
+    w_folded, b_folded = w * scale, b + shift * w.sum(dim=(1, 2, 3))
+    zero = torch.zeros(1, conv.in_channels, *input_hw, dtype=torch.float64)
+    original = nn.functional.conv2d(zero * scale + shift, w, b, conv.stride, conv.padding)
+    folded_out = nn.functional.conv2d(zero, w_folded, b_folded, conv.stride, conv.padding)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
+    folded.weight.copy_(w_folded.float())
+    folded.bias.copy_(b_folded.float())
+    first.conv = FoldedInputConv(folded, (original - folded_out).float())
+    model.input_affine = None
+    return model
+
+
 DETECTOR_PREPROCESS = ("official", "kneron")
 
 
@@ -290,6 +333,7 @@ def export_yolov5_onnx(model: YoloV5, out_path: str | Path, input_hw: tuple[int,
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(tmp))
+    ort.disable_telemetry_events()
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": dummy.numpy()})
     diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
