@@ -68,7 +68,9 @@ class FidelityReport:
 
     @property
     def worst_snr_db(self) -> float:
-        return min((layer.snr_db for layer in self.layers), default=math.inf)
+        """Lowest SNR among layers with a float signal (a layer that is all zero in float has no
+        SNR: it shows as "zero in float" in the tables, its int8 noise in the layers after it)."""
+        return min((layer.snr_db for layer in self.layers if layer.snr_db != -math.inf), default=math.inf)
 
     def to_json(self) -> dict:
         def num(v):
@@ -189,6 +191,8 @@ def coco_ap(people: list[dict], ann_file, sigmas_k) -> float:
 def _fmt(v: float | None, digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
+    if v == -math.inf:
+        return "zero in float"
     return "exact" if v == math.inf else f"{v:.{digits}f}"
 
 
@@ -209,7 +213,8 @@ def format_markdown(report: FidelityReport, title: str = "int8 fidelity report",
     if png_name:
         lines += ["", f"![per-layer SNR]({png_name})"]
     lines += ["", f"## Layers under {SNR_FLOOR_DB:.0f} dB (Kneron's int8 guidance)", ""]
-    lines += [f"- `{layer.name}` ({layer.op_type}, radix {layer.radix}): {_fmt(layer.snr_db)} dB"
+    lines += [f"- `{layer.name}` ({layer.op_type}, radix {layer.radix}): {_fmt(layer.snr_db)}"
+              f"{'' if layer.snr_db == -math.inf else ' dB'}"
               for layer in report.flagged] or ["none"]
     for heading, rows in (("All layers, worst first", report.worst_first), ("All layers, graph order", report.layers)):
         lines += ["", f"## {heading}", "", "| # | tensor | op | radix | SNR dB |", "|---|---|---|---|---|"]

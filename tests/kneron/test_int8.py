@@ -186,3 +186,23 @@ def test_weight_radix_gives_way_to_a_bias_that_would_saturate_int32():
     np.testing.assert_array_equal(r, [19, 20, 5])  # floor(log2((2**31 - 1) / 3)) - 10 = 29 - 10 = 19
     q, r_b = bias_to_int32(np.array([3.0]), 10, r[:1])
     assert q[0] == 3 * 2**29 and r_b[0] == 29
+
+
+def test_report_worst_layer_ignores_layers_that_are_zero_in_float():
+    """A layer that is all zero in float has SNR -inf (noise, no signal): it is listed as such, but
+    the worst-layer figure is the lowest *defined* SNR, and the JSON stays strict."""
+    import json
+
+    from litehrnet.kneron.fidelity import FidelityReport, LayerSnr, format_markdown, snr_from_powers
+
+    layers = [LayerSnr("a", "Conv", 4, 31.5), LayerSnr("dead", "Relu", 24, snr_from_powers(0.0, 1e-6)),
+              LayerSnr("b", "Add", 3, 12.25), LayerSnr("same", "Concat", 5, snr_from_powers(1.0, 0.0))]
+    report = FidelityReport(num_crops=2, layers=layers, heatmap_snr_db=20.0, displacement_px_median=0.5,
+                            displacement_px_p95=1.0, self_ap=0.9)
+    assert report.worst_snr_db == 12.25
+    assert [layer.name for layer in report.flagged] == ["dead", "b"]
+    text = format_markdown(report)
+    assert "`dead` (Relu, radix 24): zero in float\n" in text and "`b` (Add, radix 3): 12.2 dB" in text
+    out = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert out["worst_snr_db"] == 12.25
+    assert [(l["snr_db"], l["exact"]) for l in out["layers"]] == [(31.5, False), (None, False), (12.25, False), (None, True)]
