@@ -11,8 +11,12 @@ weights (random-init weights are ~1e-20 and hit slow denormal paths), exported b
 ``dynamic_batch=True``. The same boxes go through the detector-free chain
 (:class:`litehrnet.deploy.TopDownSolution`) with the batch-1 file and with the dynamic file at each
 chunk size, interleaved so machine load hits all alike; the figure per person is crop + pose +
-decode (the chain's stage timer), median over ``--repeats``. ``crowd_per_person_ratio`` = best
-chunked / batch 1 in the same run (1 thread; the 2-thread ratio is printed too).
+decode (the chain's stage timer), median over ``--repeats``. With T >= 2 threads the chunked
+configurations are measured both ways of using T cores: one session with T intra-op threads
+(``chunkN``) and T one-thread sessions running a chunk's crops at once (``chunkN_wT``, pose
+``workers``); ``batch1_wT`` is the batch-1 file run the second way (printed, not a candidate).
+``crowd_per_person_ratio`` = best chunked / batch 1 (one session, same threads) in the same run
+(1 thread; one ``crowd_per_person_ratio_<T>threads`` line per further thread count).
 ``crowd_frames_per_s``: whole chain (detector + best chunked pose) on the video frames. When
 onnxruntime has the CUDA execution provider the same comparison runs on the GPU as well.
 """
@@ -95,8 +99,8 @@ def pose_params(onnx_path: Path, flip_test: bool, batch_size: int | None = None)
 
 
 def make_solution(onnx_path: Path, flip_test: bool, threads: int, batch_size: int | None = None,
-                  detector: YoloV5Runner | None = None, device: str = "cpu") -> TopDownSolution:
-    pose = PoseRunner(pose_params(onnx_path, flip_test, batch_size), threads, device)
+                  detector: YoloV5Runner | None = None, device: str = "cpu", workers: int = 1) -> TopDownSolution:
+    pose = PoseRunner(pose_params(onnx_path, flip_test, batch_size), threads, device, workers)
     cropper = AffineCropRunner(dict(input_w=POSE_HW[1], input_h=POSE_HW[0], padding=1.25), pose.network_input)
     return TopDownSolution(detector, cropper, pose)
 
@@ -123,12 +127,34 @@ def detector_runner(onnx_path: Path, threads: int) -> YoloV5Runner:
                              top_k_num=100, classes=[0], preprocess="official"), threads)
 
 
+def configurations(threads: int, chunks: list[int], device: str = "cpu") -> dict[str, tuple[str, int | None, int, int]]:
+    """name -> (file, batch_size, intra-op threads, workers) for ``threads`` cores.
+
+    ``batch1`` is the chain of the batch-1 file with ``threads`` intra-op threads (the reference);
+    ``chunkN``: the dynamic file in chunks of N people, ``threads`` intra-op threads; with 2+ threads
+    on the CPU also ``chunkN_wT``: T = ``threads`` sessions with 1 thread each running a chunk's
+    crops at once (``workers``), and ``batch1_wT``, the batch-1 file run the same way."""
+    configs = {"batch1": ("batch1", None, threads, 1)}
+    for chunk in chunks:
+        configs[f"chunk{chunk}"] = ("dynamic", chunk, threads, 1)
+    if threads > 1 and device == "cpu":
+        configs[f"batch1_w{threads}"] = ("batch1", None, 1, threads)
+        for chunk in chunks:
+            configs[f"chunk{chunk}_w{threads}"] = ("dynamic", chunk, 1, threads)
+    return configs
+
+
+def config_solution(paths: dict[str, Path], config: tuple, flip: bool, detector: YoloV5Runner | None = None,
+                    device: str = "cpu") -> TopDownSolution:
+    name, batch_size, threads, workers = config
+    return make_solution(paths[name], flip, threads, batch_size, detector, device, workers)
+
+
 def compare(paths: dict[str, Path], scenes, args, threads: int, device: str = "cpu") -> dict[str, float]:
-    """Median ms/person for batch 1 and each chunk size, interleaved frame by frame (a load swing on a
-    shared machine hits every configuration alike)."""
-    configs = {"batch1": make_solution(paths["batch1"], args.flip, threads, device=device)}
-    for chunk in args.chunks:
-        configs[f"chunk{chunk}"] = make_solution(paths["dynamic"], args.flip, threads, chunk, device=device)
+    """Median ms/person for batch 1 and each chunked configuration, interleaved frame by frame (a load
+    swing on a shared machine hits every configuration alike)."""
+    configs = {name: config_solution(paths, config, args.flip, device=device)
+               for name, config in configurations(threads, args.chunks, device).items()}
     for solution in configs.values():  # warm-up: arenas sized, kernels chosen
         pose_ms_per_person(solution, scenes[-1:])
     samples: dict[str, list[float]] = {name: [] for name in configs}
@@ -178,11 +204,13 @@ def main(argv: list[str] | None = None) -> int:
               f"flip test {'on' if args.flip else 'off'}; ms per person (crop + pose + decode), median of "
               f"{args.repeats}")
         print(f"{'':12s}" + "".join(f"{t:>9d} thr" for t in results))
-        for name in next(iter(results.values())):
-            print(f"{name:12s}" + "".join(f"{results[t][name]:13.2f}" for t in results))
+        names = list(dict.fromkeys(name for r in results.values() for name in r))
+        for name in names:
+            print(f"{name:12s}" + "".join(f"{results[t][name]:13.2f}" if name in results[t] else f"{'-':>13s}"
+                                          for t in results))
         ratios = {}
         for t, r in results.items():
-            best = min((k for k in r if k != "batch1"), key=r.get)
+            best = min((k for k in r if k.startswith("chunk")), key=r.get)
             ratios[t] = (best, r[best] / r["batch1"])
             print(f"{t} thread(s): best {best} {r[best]:.2f} ms/person vs batch 1 {r['batch1']:.2f}: "
                   f"ratio {ratios[t][1]:.3f}")
@@ -191,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         if detector_onnx is not None:
             for t in args.threads:
                 detector = detector_runner(detector_onnx, t)
-                for name, chunk in (("batch1", None), ("best", int(ratios[t][0][5:]))):
-                    onnx = paths["batch1"] if chunk is None else paths["dynamic"]
-                    chain = make_solution(onnx, args.flip, t, chunk, detector)
+                configs = configurations(t, args.chunks)
+                for name, config in (("batch1", configs["batch1"]), ("best", configs[ratios[t][0]])):
+                    chain = config_solution(paths, config, args.flip, detector)
                     chain(frames[0])
                     start = time.perf_counter()
                     for frame in frames:

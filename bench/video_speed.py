@@ -16,17 +16,20 @@ Modes, all in one run on the same frames, each after a short warm-up, taking tur
 * ``pipelined`` - the detector of frame t+1 in a second thread while the pose model works on
   frame t, each session with 1 intra-op thread (:meth:`litehrnet.deploy.solution.VideoChain.run`);
 * ``pipelined_interval5`` - the same with the detector on every 5th frame and boxes following the
-  keypoints in between. A random-weights pose model's keypoints carry no information, so for this
-  mode the follow rule is relaxed (any keypoint counts) and people are tracked by box IoU (the
+  keypoints in between; ``pipelined_interval5_<N>w`` (``--pose-workers``, default 2) runs each
+  frame's crops on N pose sessions at once (pose ``workers``: the detector thread is idle 4 frames
+  of 5). A random-weights pose model's keypoints carry no information, so for these
+  modes the follow rule is relaxed (any keypoint counts) and people are tracked by box IoU (the
   detector's boxes are real) to time the schedule a trained model gets; persons per frame are
   printed to show the modes handle about the same number of people, and the share of frames the
-  detector ran on (1/5 plus the frames after a lost track).
+  detector ran on (1/5 plus the frames after a followed track was lost).
 
 Per-stage milliseconds per frame (``detector``, ``crop``, ``pose``, ``decode``; they overlap in
 the pipelined modes), frames/s, CPU milliseconds per frame (all threads of this process) and
 ``cores_busy`` = CPU time / wall time: near 2 for a pipelined mode that found two free cores, near
 1 when the machine's other jobs left it one. Ends with ``RESULT pipelined_speedup`` and
-``RESULT det_interval5_speedup`` (frames/s over the reference sequential frames/s).
+``RESULT det_interval5_speedup`` (frames/s over the reference sequential frames/s; one
+``RESULT det_interval5_speedup_<N>workers`` per ``--pose-workers``).
 """
 
 from __future__ import annotations
@@ -75,11 +78,11 @@ def make_clip(path: Path, num_frames: int, num_images: int) -> Path:
     return path
 
 
-def build_solution(detector_onnx: Path, pose_onnx: Path, threads: int) -> TopDownSolution:
+def build_solution(detector_onnx: Path, pose_onnx: Path, threads: int, pose_workers: int = 1) -> TopDownSolution:
     detector = YoloV5Runner(dict(onnx_path=str(detector_onnx), input_w=640, input_h=640, conf_thres=0.25,
                                  iou_thres=0.45, top_k_num=100, classes=[0], preprocess="official"), threads)
     pose = PoseRunner(dict(onnx_path=str(pose_onnx), input_w=192, input_h=256, norm="torch", channel_order="rgb",
-                           decode="default", flip_test=False), threads)
+                           decode="default", flip_test=False), threads, workers=pose_workers)
     return TopDownSolution(detector, AffineCropRunner(dict(input_w=192, input_h=256, padding=1.25),
                                                       pose.network_input), pose)
 
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=6, help="COCO images the generated clip pans over (default 6)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="sequential thread counts (default 1 2)")
     parser.add_argument("--block", type=int, default=20, help="frames per turn of each mode (default 20)")
+    parser.add_argument("--pose-workers", type=int, nargs="*", default=[2],
+                        help="extra pipelined_interval5 modes with this many pose sessions at once (default 2)")
     parser.add_argument("--detector-onnx", type=Path)
     parser.add_argument("--pose-onnx", type=Path)
     args = parser.parse_args(argv)
@@ -140,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                  for t in args.threads}
         modes["pipelined"] = (build_solution(args.detector_onnx, args.pose_onnx, 1), True, 1)
         modes["pipelined_interval5"] = (build_solution(args.detector_onnx, args.pose_onnx, 1), True, 5)
+        for workers in args.pose_workers:
+            modes[f"pipelined_interval5_{workers}w"] = (build_solution(args.detector_onnx, args.pose_onnx, 1, workers),
+                                                        True, 5)
         load_before = os.getloadavg()[0]
         results = time_modes(frames, modes, args.block)
         load_after = os.getloadavg()[0]
@@ -147,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.video or 'pan/zoom over COCO dev images'}; detector {args.detector_onnx.name}, "
           f"pose {args.pose_onnx.name}; {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}")
     keys = list(next(iter(results.values())))
-    print(f"{'':22s}" + "".join(f"{mode:>22s}" for mode in results))
+    print(f"{'':22s}" + "".join(f"{mode:>24s}" for mode in results))
     for key in keys:
-        print(f"{key:22s}" + "".join(f"{results[mode][key]:22.2f}" for mode in results))
+        print(f"{key:22s}" + "".join(f"{results[mode][key]:24.2f}" for mode in results))
     reference = max((m for m in results if m.startswith("sequential")), key=lambda m: results[m]["frames_per_s"])
     ref_fps = results[reference]["frames_per_s"]
     print(f"reference: {reference} ({ref_fps:.2f} frames/s)")
@@ -158,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RESULT pipelined_interval5_fps={results['pipelined_interval5']['frames_per_s']:.2f}")
     print(f"RESULT pipelined_speedup={results['pipelined']['frames_per_s'] / ref_fps:.2f}")
     print(f"RESULT det_interval5_speedup={results['pipelined_interval5']['frames_per_s'] / ref_fps:.2f}")
+    for workers in args.pose_workers:
+        fps = results[f"pipelined_interval5_{workers}w"]["frames_per_s"]
+        print(f"RESULT det_interval5_speedup_{workers}workers={fps / ref_fps:.2f}")
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -106,10 +107,26 @@ class ConfigError(ValueError):
     """A config file is unreadable, malformed, or has an unknown key / wrong type."""
 
 
+
+
+class SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``4e-5`` / ``1E3`` as floats.
+
+    YAML 1.1 (PyYAML) only accepts exponents with a dot (``4.0e-5``), so ``lr: 4e-5`` became the
+    string ``'4e-5'`` and failed validation with a puzzling "must be float" message.
+    """
+
+
+SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=SafeLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
@@ -188,14 +205,14 @@ def validate(cfg: dict, schema: dict = SCHEMA, source: str = "config", prefix: s
 def parse_cli_options(options: Iterable[str]) -> dict:
     """Turn ``["train.lr=0.1", "model.input_hw=[384,288]"]`` into a nested override dict.
 
-    Values are parsed with ``yaml.safe_load`` so numbers, booleans and lists work.
+    Values are parsed as YAML (:class:`SafeLoader`) so numbers (``4e-5`` too), booleans and lists work.
     """
     out: dict = {}
     for item in options:
         if "=" not in item:
             raise ConfigError(f"--cfg-options: expected key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=SafeLoader)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -1,7 +1,8 @@
 """Emulate Kneron's int8 quantisation of a pose model: calibrate, write an int8-emulating ONNX, report fidelity.
 
     python tools/quantize.py CONFIG CKPT --calib IMAGES_OR_ANN [--num-calib 100] [-o model_int8.onnx]
-        [--weights per-channel|per-tensor] [--calib-method percentile|max|mse] [--percentile 0.999]
+        [--weights per-channel|per-tensor] [--activations per-channel|per-tensor] [--act-grid kneron|pow2]
+        [--calib-method percentile|max|mse] [--percentile 0.999] [--outlier-factor auto|F]
         [--eval person_keypoints_val2017.json] [--num-eval 100] [--npu-rewrite [--one-logit 8]] [--shape H W]
 
 CKPT: a checkpoint (.pth; exported first, as ``export2onnx.py`` does), ``none`` (random weights,
@@ -14,6 +15,7 @@ The output runs in ``inference.py`` / ``inference_e2e.py`` like any pose ONNX. S
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-calib", type=int, default=100, help="calibration person crops (default 100, Kneron's minimum)")
     p.add_argument("-o", "--output", help="output .onnx (default work_dirs/int8/<variant>_<H>x<W>_int8.onnx)")
     p.add_argument("--weights", choices=("per-channel", "per-tensor"), default="per-channel")
+    p.add_argument("--activations", choices=("per-channel", "per-tensor"), default="per-channel",
+                   help="activation grid per channel (Kneron's per-channel datapath quantisation, default) or per tensor")
+    p.add_argument("--act-grid", choices=("kneron", "pow2"), default="kneron",
+                   help="activation step: kneron = 1/(scale*2**radix) as Kneron documents (default); pow2 = 2**-radix")
+    p.add_argument("--outlier-factor", default="auto",
+                   help="widen every activation range by this factor (>= 1; Kneron's outlier_factor) or 'auto' "
+                        "(default: the factor among 1, 1.25, 1.5, 2, 3 that moves held-out calibration keypoints least)")
     p.add_argument("--calib-method", choices=METHODS, default="percentile")
     p.add_argument("--percentile", type=float, default=0.999, help="fraction of |x| kept (Kneron's data_analysis_pct)")
     p.add_argument("--eval", help="COCO keypoint JSON for the fidelity report (disjoint from --calib)")
@@ -56,6 +65,14 @@ def check_args(args: argparse.Namespace) -> None:
         input_file(args.eval, "evaluation annotations", "pass a COCO person_keypoints_*.json")
     if args.num_calib < 1 or args.num_eval < 1:
         raise PathCheckError(f"--num-calib {args.num_calib} / --num-eval {args.num_eval}: must be >= 1")
+    if args.outlier_factor != "auto":
+        try:
+            factor = float(args.outlier_factor)
+            factor = factor if math.isfinite(factor) else 0.0
+        except ValueError:
+            factor = 0.0
+        if not factor >= 1.0:
+            raise PathCheckError(f"--outlier-factor {args.outlier_factor}: pass a number >= 1 or 'auto'")
     if not 0.0 < args.percentile <= 1.0:
         raise PathCheckError(f"--percentile {args.percentile}: must be in (0, 1] (Kneron's default is 0.999)")
     if args.output:
@@ -139,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     qmodel, plan, summary = quantize_model(
         model, crop_inputs(calib, input_hw, norm, order), per_channel=args.weights == "per-channel",
         method=args.calib_method, percentile=args.percentile, input_radix=DEFAULT_RADIX.get(norm),
+        per_channel_activations=args.activations == "per-channel", activation_grid=args.act_grid,
+        outlier_factor=args.outlier_factor if args.outlier_factor == "auto" else float(args.outlier_factor),
         extra={"calib_source": Path(args.calib).name, "float_model": float_path.name,
                **({"one_logit": args.one_logit} if args.npu_rewrite else {})})
     save_model(qmodel, out)
     print(f"{out}: int8 emulation of {float_path.name}: {len(plan.activations)} activations + input "
           f"(radix {DEFAULT_RADIX.get(norm, 'calibrated')}), {len(summary['weights'])} weight tensors "
-          f"{args.weights}, {args.calib_method} calibration on {len(calib)} crops "
+          f"{args.weights}, activations {args.activations} on the {args.act_grid} grid, {args.calib_method} "
+          f"calibration on {len(calib)} crops, outlier factor {summary['outlier_factor']:g}"
+          f"{' (auto)' if args.outlier_factor == 'auto' else ''} "
           f"({time.perf_counter() - start:.0f} s)")
     if summary["float_biases"]:
         print(f"note: {len(summary['float_biases'])} biases left float (input radix unknown): {summary['float_biases'][:3]}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .boxes import BoxTable
+from .params import load_params
 from .smoothing import KeypointSmoother, OneEuroParams
 from .solution import TopDownSolution, VideoChain
 from .tracking import PoseTracker
@@ -36,6 +38,10 @@ def add_chain_arguments(parser: argparse.ArgumentParser, params_dir: Path) -> No
     parser.add_argument("--threads", type=int,
                         help="onnxruntime threads per model (default 2; 1 in the pipelined video chain, "
                              "where the two models run at once)")
+    parser.add_argument("--pose-workers", type=int, metavar="N",
+                        help="pose sessions running a frame's crops at once, each with --threads threads "
+                             "(default: the pose YAML's workers, else 1, and 2 in the pipelined video chain "
+                             "with --det-interval > 1); see docs/inference.md")
 
 
 def threads_per_model(args: argparse.Namespace) -> int:
@@ -46,11 +52,23 @@ def threads_per_model(args: argparse.Namespace) -> int:
     return 1 if pipelined else 2
 
 
+def pose_workers(args: argparse.Namespace) -> int | None:
+    """``--pose-workers``, else ``None`` (the pose YAML's ``workers``) when the YAML sets it, else 2 in
+    the pipelined video chain with ``--det-interval > 1`` (the detector thread is idle most frames;
+    measured in docs/inference.md) on a machine with 2+ cores, else 1."""
+    if args.pose_workers is not None:
+        return args.pose_workers
+    if load_params(args.lite_hrnet_params, "pose")["workers"] is not None:
+        return None
+    pipelined_interval = getattr(args, "det_interval", 1) > 1 and getattr(args, "sequential", True) is False
+    return min(2, os.cpu_count() or 1) if pipelined_interval else 1
+
+
 def solution_from_args(args: argparse.Namespace) -> tuple[TopDownSolution, BoxTable | None]:
     """Build the chain; with ``--boxes`` or ``--whole-image`` the detector YAML is not read."""
     detector_free = args.boxes is not None or args.whole_image
     solution = TopDownSolution.from_yaml(None if detector_free else args.yolov5_params, args.rsn_affine_params,
-                                         args.lite_hrnet_params, threads_per_model(args))
+                                         args.lite_hrnet_params, threads_per_model(args), pose_workers(args))
     return solution, (BoxTable(args.boxes) if args.boxes is not None else None)
 
 

@@ -80,6 +80,9 @@ SCHEMAS: dict[str, dict[str, tuple[Any, Callable[[Any], bool], str]]] = {
         "dark_kernel": (11, lambda v: _positive_int(v) and v % 2 == 1, "odd positive int"),
         "batch_size": (None, lambda v: v is None or _positive_int(v),
                        "null (the model's static batch, else 4) or a positive int: people per chunk"),
+        "workers": (None, lambda v: v is None or _positive_int(v),
+                    "null (1; 2 in the pipelined video chain with --det-interval > 1) or a positive int: "
+                    "sessions running a chunk's crops at once"),
         # One-Euro smoothing of video keypoints (--smooth one-euro; litehrnet/deploy/smoothing.py)
         "smooth_min_cutoff": (1.0, _positive_number, "positive number (Hz, cut-off of a still keypoint)"),
         "smooth_beta": (0.05, lambda v: _number(v) and v >= 0, "number >= 0 (s/px, cut-off rise with speed)"),

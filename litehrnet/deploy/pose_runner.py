@@ -11,7 +11,12 @@ Batching: people are handled in chunks of :attr:`PoseRunner.chunk_size` (YAML ``
 default the model's static batch N, else :data:`DEFAULT_CHUNK`), so memory is bounded by one chunk
 whatever the number of people. Inside a chunk a dynamic-batch model runs in one call, a static
 batch-N model in calls of N (last one zero-padded), a batch-1 model (the Kneron export) once per
-crop. Outputs do not depend on the chunking. Flip test feeds the mirrored crops, flips the heatmaps
+crop. Outputs do not depend on the chunking. ``workers`` (the constructor's argument, else the
+YAML's, else 1) sessions run a chunk's pieces at once, each with ``num_threads`` intra-op threads: on a
+multi-core CPU whole crops run side by side, which costs less CPU per crop than onnxruntime's
+intra-op threads on Lite-HRNet's ~1000 small kernels (+7% vs +35% for 2; docs/inference.md). A
+dynamic-batch model then gets pieces of ``ceil(rows / workers)`` rows (at most ``batch_size``, x2
+with flip test) so every worker has one. Flip test feeds the mirrored crops, flips the heatmaps
 back (with the official 1-px shift) and averages. Decoding is the
 :class:`~litehrnet.data.codec.HeatmapCodec` of training and ``test.py``, with the stride from the
 metadata ``heatmap_stride`` (else from the output shape) and the YAML's ``decode``/``dark_kernel``.
@@ -38,9 +43,10 @@ DEFAULT_CHUNK = 4  # people per chunk for dynamic-batch and batch-1 models (benc
 class PoseRunner(OnnxRunner):
     """``runner(crops) -> (N, K, 3)`` float32 ``x, y, score`` in original image pixels."""
 
-    def __init__(self, params: dict, num_threads: int = 1, device: str = "cpu") -> None:
+    def __init__(self, params: dict, num_threads: int = 1, device: str = "cpu", workers: int | None = None) -> None:
         params = validate_params(params, "pose", "pose params")
-        super().__init__(params["onnx_path"], num_threads, device)
+        super().__init__(params["onnx_path"], num_threads, device,
+                         workers if workers is not None else params["workers"] or 1)
         self.params = params
         self.input_hw = (params["input_h"], params["input_w"])
         self._check_model()
@@ -56,8 +62,9 @@ class PoseRunner(OnnxRunner):
         self.codec = self._codec(self.session.get_outputs()[0].shape)  # None: dynamic output, no metadata
 
     @classmethod
-    def from_yaml(cls, path: str | Path, num_threads: int = 1, device: str = "cpu") -> "PoseRunner":
-        return cls(load_params(path, "pose"), num_threads, device)
+    def from_yaml(cls, path: str | Path, num_threads: int = 1, device: str = "cpu",
+                  workers: int | None = None) -> "PoseRunner":
+        return cls(load_params(path, "pose"), num_threads, device, workers)
 
     def _check_model(self) -> None:
         where, meta = self.onnx_path, self.metadata

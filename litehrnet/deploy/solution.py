@@ -85,9 +85,10 @@ class TopDownSolution:
 
     @classmethod
     def from_yaml(cls, yolov5_params: str | Path | None, affine_params: str | Path, pose_params: str | Path,
-                  num_threads: int = 1) -> "TopDownSolution":
+                  num_threads: int = 1, pose_workers: int | None = None) -> "TopDownSolution":
+        """``pose_workers``: pose sessions run at once (default: the pose YAML's ``workers``)."""
         detector = YoloV5Runner.from_yaml(yolov5_params, num_threads) if yolov5_params else None
-        pose = PoseRunner.from_yaml(pose_params, num_threads)
+        pose = PoseRunner.from_yaml(pose_params, num_threads, workers=pose_workers)
         return cls(detector, AffineCropRunner.from_yaml(affine_params, pose.network_input), pose)
 
     def detect(self, img_bgr: np.ndarray) -> np.ndarray:
@@ -170,7 +171,8 @@ class VideoChain:
     """Frames -> poses with the temporal parts of a video chain (all optional, composable).
 
     * ``det_interval = N``: the detector runs on frames 0, N, 2N, ... (counting readable frames)
-      and on the frame after a track was lost (or when nobody is tracked); in between, each
+      and on the frame after a followed track was lost (or when nobody is tracked; a track the
+      detector itself did not find again is not looked for on the next frame); in between, each
       tracked person's box comes from its keypoints of the previous frame
       (:func:`keypoints_to_box`), and a person whose new pose has fewer than
       ``box_min_keypoints`` keypoints scoring ``box_kpt_thr`` is dropped from that frame as lost.
@@ -242,7 +244,10 @@ class VideoChain:
         if self.tracker is None:
             return FrameResult(frame, result, detected=True)
         ids = self.tracker.update(boxes, keypoints, known_ids)
-        self.redetect = bool(self.tracker.newly_lost) or not len(ids)
+        # A track lost on a followed frame may still be in view: detect on the next frame. One lost on
+        # a detector frame was not found by the detector on this very frame: detecting again on the
+        # next frame would only repeat that (its ID waits ``max_lost`` frames for the next detection).
+        self.redetect = (bool(self.tracker.newly_lost) and not detect_now) or not len(ids)
         if self.smoother is not None:
             stamp = frame.timestamp_ms if frame.timestamp_ms is not None else position * 1000.0 / NO_TIMESTAMP_FPS
             result.keypoints_nk3 = self.smoother(ids, keypoints, stamp)

@@ -12,6 +12,15 @@ answers percentile and MSE questions in one pass with bounded memory, whatever t
 Methods (``radix_for_stats``): ``max`` (no clipping), ``percentile`` (clip ``|x|`` at the given
 fraction of values, Kneron's ``data_analysis_pct``, default 0.999), ``mse`` (the radix, among the
 max radix and the four above it, that minimises the estimated squared error of rounding + clipping).
+
+Per channel (``per_channel=True``, Kneron's per-channel datapath quantisation, toolchain >= 0.24):
+the same statistics are also kept for every channel (axis 1; a coarser histogram, 4 bins per
+octave, which is all a power-of-two radix needs) and each channel gets its own radix by the same
+method. Kneron's quantisation guide says per-channel results "should be protected by Per Layer
+Quantization results, since there could be extreme values and ranges in particular channels"; we
+read that as: a channel may get a finer radix than its layer, never a coarser one
+(``radix_c = max(radix_channel, radix_layer)``), so an outlier channel is clipped at the layer's
+range as per-tensor quantisation would clip it.
 """
 
 from __future__ import annotations
@@ -29,13 +38,15 @@ from prepostprocess.geometry import bbox_xywh_to_center_scale, clip_bbox_xywh_co
 from prepostprocess.image_io import read_image_bgr
 from prepostprocess.topdown import preprocess_topdown
 
-from .int8 import INT8_MAX, INT8_MIN, radix_for_range
+from .int8 import INT8_MAX, INT8_MIN, multiplier_for_range
 
 CALIB_METHODS = ("percentile", "max", "mse")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BINS_PER_OCTAVE = 16
 LOG2_LO, LOG2_HI = -40, 40  # |x| below 2**-40 counts as zero; above 2**40 is clamped into the last bin
 N_BINS = (LOG2_HI - LOG2_LO) * BINS_PER_OCTAVE
+CHANNEL_BINS_PER_OCTAVE = 4  # per-channel histograms: a quarter octave is finer than a radix step
+N_CHANNEL_BINS = (LOG2_HI - LOG2_LO) * CHANNEL_BINS_PER_OCTAVE
 
 
 class CalibrationError(ValueError):
@@ -149,25 +160,80 @@ def crop_inputs(crops: Iterable[PersonCrop], input_hw: Sequence[int], norm: str,
         yield x[None].astype(np.float32)
 
 
+def _log2_bins(a: np.ndarray, per_octave: int, n_bins: int) -> np.ndarray:
+    return np.clip(((np.log2(a) - LOG2_LO) * per_octave).astype(np.int64), 0, n_bins - 1)
+
+
+def _abs_percentile(hist: np.ndarray, zeros: int, fraction: float, per_octave: int, abs_max: float) -> float:
+    """Upper edge of the ``log2|x|`` bin holding the ``fraction`` quantile of ``|x|`` (0 if mostly zeros)."""
+    target = fraction * (zeros + int(hist.sum()))
+    if target <= zeros:
+        return 0.0
+    b = int(np.searchsorted(zeros + np.cumsum(hist), target))
+    return min(2.0 ** (LOG2_LO + (b + 1) / per_octave), abs_max)
+
+
+def _squared_error(hist: np.ndarray, step: float, per_octave: int) -> float:
+    """Estimated total squared error of int8 with grid ``step`` (rounding noise below the limit, clipping above)."""
+    centers = 2.0 ** (LOG2_LO + (np.arange(hist.size) + 0.5) / per_octave)
+    limit = INT8_MAX * step
+    err = np.where(centers > limit, (centers - limit) ** 2, np.minimum(centers ** 2, step ** 2 / 12))
+    return float(np.sum(err * hist))
+
+
+@dataclass
+class ChannelStats:
+    """Per-channel (axis 1) min/max, zero counts and ``log2|x|`` histograms of one tensor."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    zeros: np.ndarray
+    hist: np.ndarray  # (channels, N_CHANNEL_BINS)
+    ndim: int
+
+    @classmethod
+    def empty(cls, channels: int, ndim: int) -> "ChannelStats":
+        return cls(np.full(channels, np.inf), np.full(channels, -np.inf), np.zeros(channels, np.int64),
+                   np.zeros((channels, N_CHANNEL_BINS), np.int64), ndim)
+
+    def update(self, x: np.ndarray) -> None:
+        c = x.shape[1]
+        rows = np.moveaxis(x, 1, 0).reshape(c, -1)
+        self.lo = np.minimum(self.lo, rows.min(1))
+        self.hi = np.maximum(self.hi, rows.max(1))
+        a = np.abs(rows)
+        keep = a >= 2.0 ** LOG2_LO
+        self.zeros += a.shape[1] - keep.sum(1)
+        channel = np.broadcast_to(np.arange(c)[:, None], a.shape)[keep]
+        idx = channel * N_CHANNEL_BINS + _log2_bins(a[keep], CHANNEL_BINS_PER_OCTAVE, N_CHANNEL_BINS)
+        self.hist += np.bincount(idx, minlength=c * N_CHANNEL_BINS).reshape(c, N_CHANNEL_BINS)
+
+
 @dataclass
 class ActivationStats:
-    """Streaming statistics of one tensor: exact min/max and a ``log2|x|`` histogram."""
+    """Streaming statistics of one tensor: exact min/max and a ``log2|x|`` histogram (and per channel, optionally)."""
 
     lo: float = math.inf
     hi: float = -math.inf
     zeros: int = 0
     hist: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
+    per_channel: bool = False
+    channels: ChannelStats | None = None
 
     def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float32).ravel()
+        x = np.asarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise CalibrationError("an activation is inf/nan on a calibration input; check the checkpoint")
+        if self.per_channel and x.ndim >= 2:
+            if self.channels is None:
+                self.channels = ChannelStats.empty(x.shape[1], x.ndim)
+            self.channels.update(x)
+        x = x.ravel()
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         a = np.abs(x)
         nz = a[a >= 2.0 ** LOG2_LO]
         self.zeros += a.size - nz.size
-        idx = np.clip(((np.log2(nz) - LOG2_LO) * BINS_PER_OCTAVE).astype(np.int64), 0, N_BINS - 1)
-        self.hist += np.bincount(idx, minlength=N_BINS)
+        self.hist += np.bincount(_log2_bins(nz, BINS_PER_OCTAVE, N_BINS), minlength=N_BINS)
 
     @property
     def count(self) -> int:
@@ -175,45 +241,97 @@ class ActivationStats:
 
     def abs_percentile(self, fraction: float) -> float:
         """Upper edge of the histogram bin holding the ``fraction`` quantile of ``|x|`` (0 if mostly zeros)."""
-        target = fraction * self.count
-        if target <= self.zeros:
-            return 0.0
-        cum = self.zeros + np.cumsum(self.hist)
-        b = int(np.searchsorted(cum, target))
-        return min(2.0 ** (LOG2_LO + (b + 1) / BINS_PER_OCTAVE), max(abs(self.lo), abs(self.hi)))
+        return _abs_percentile(self.hist, self.zeros, fraction, BINS_PER_OCTAVE, max(abs(self.lo), abs(self.hi)))
 
     def squared_error(self, radix: int) -> float:
         """Estimated total squared error of int8 at ``radix`` (rounding noise below, clipping above)."""
-        centers = 2.0 ** (LOG2_LO + (np.arange(N_BINS) + 0.5) / BINS_PER_OCTAVE)
-        step = 2.0 ** -radix
-        limit = INT8_MAX * step
-        err = np.where(centers > limit, (centers - limit) ** 2, np.minimum(centers ** 2, step ** 2 / 12))
-        return float(np.sum(err * self.hist))
+        return _squared_error(self.hist, 2.0 ** -radix, BINS_PER_OCTAVE)
 
     def to_json(self) -> dict:
         return {"min": self.lo, "max": self.hi, "count": self.count}
 
 
-def radix_for_stats(stats: ActivationStats, method: str = "percentile", percentile: float = 0.999) -> int:
-    """The radix of one tensor from its statistics (see the module doc for the methods)."""
+MSE_CANDIDATES = 5  # radices (or quarter-octave multipliers x4) from the no-clipping one upwards
+
+
+def _multiplier_from(lo: float, hi: float, method: str, percentile: float, abs_percentile, hist: np.ndarray,
+                     per_octave: int, pow2: bool, outlier_factor: float = 1.0) -> float:
+    """The multiplier (``float = q / m``) of one tensor or channel; see the module doc for the methods.
+
+    ``outlier_factor`` widens the chosen range (Kneron's ``outlier_factor``): headroom for inputs
+    whose activations exceed what the calibration set showed.
+    """
+    if method == "percentile":
+        a = abs_percentile(percentile)
+        lo, hi = max(lo, -a * (-INT8_MIN / INT8_MAX)), min(hi, a)
+    if method != "mse":
+        return multiplier_for_range(lo * outlier_factor, hi * outlier_factor, pow2)
+    m_max = multiplier_for_range(lo, hi, pow2)
+    factors = [2.0 ** k for k in range(MSE_CANDIDATES)] if pow2 else \
+        [2.0 ** (k / 4) for k in range(4 * (MSE_CANDIDATES - 1) + 1)]
+    errors = {m_max * f: _squared_error(hist, 1.0 / (m_max * f), per_octave) for f in factors}
+    m = min(errors, key=lambda m: (errors[m], m)) / outlier_factor
+    return float(2.0 ** math.floor(math.log2(m))) if pow2 else m
+
+
+def _check_method(method: str, percentile: float) -> None:
     if method not in CALIB_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; use one of {', '.join(CALIB_METHODS)}")
+    if method == "percentile" and not 0.0 < percentile <= 1.0:
+        raise ValueError(f"percentile must be in (0, 1], got {percentile} (Kneron's default is 0.999)")
+
+
+def multiplier_for_stats(stats: ActivationStats, method: str = "percentile", percentile: float = 0.999,
+                         pow2: bool = True, outlier_factor: float = 1.0) -> float:
+    """The multiplier of one tensor (``2**radix`` with ``pow2``, else Kneron's ``scale * 2**radix``)."""
+    _check_method(method, percentile)
+    if not outlier_factor >= 1.0:
+        raise ValueError(f"outlier factor must be >= 1, got {outlier_factor} (Kneron's default is 1.0)")
     if stats.count == 0:
         raise CalibrationError("no calibration data seen for a tensor")
-    r_max = radix_for_range(stats.lo, stats.hi)
-    if method == "max":
-        return r_max
-    if method == "percentile":
-        if not 0.0 < percentile <= 1.0:
-            raise ValueError(f"percentile must be in (0, 1], got {percentile} (Kneron's default is 0.999)")
-        a = stats.abs_percentile(percentile)
-        return radix_for_range(max(stats.lo, -a * (-INT8_MIN / INT8_MAX)), min(stats.hi, a))
-    errors = {r: stats.squared_error(r) for r in range(r_max, r_max + 5)}
-    return min(errors, key=lambda r: (errors[r], r))
+    return _multiplier_from(stats.lo, stats.hi, method, percentile, stats.abs_percentile, stats.hist,
+                            BINS_PER_OCTAVE, pow2, outlier_factor)
 
 
-def collect_stats(model, names: Sequence[str], inputs: Iterable[np.ndarray]) -> tuple[dict[str, ActivationStats], int]:
-    """Run the float ``model`` (ModelProto) on ``inputs``; statistics of every tensor in ``names``."""
+def radix_for_stats(stats: ActivationStats, method: str = "percentile", percentile: float = 0.999) -> int:
+    """The power-of-two radix of one tensor from its statistics (see the module doc for the methods)."""
+    return int(round(math.log2(multiplier_for_stats(stats, method, percentile, pow2=True))))
+
+
+def channel_multipliers(stats: ActivationStats, method: str = "percentile", percentile: float = 0.999,
+                        pow2: bool = True, outlier_factor: float = 1.0) -> np.ndarray:
+    """One multiplier per channel (axis 1), never coarser than the tensor's own (see the module doc).
+
+    Returned shaped to broadcast against the tensor (``1 x C x 1 x 1`` for a 4-D activation).
+    """
+    ch = stats.channels
+    if ch is None:
+        raise CalibrationError("no per-channel statistics for a tensor; collect with per_channel=True")
+    layer = multiplier_for_stats(stats, method, percentile, pow2, outlier_factor)
+    out = []
+    for c in range(ch.lo.size):
+        if ch.hist[c].sum() == 0:  # all zero: nothing to resolve, keep the layer's grid
+            out.append(layer)
+            continue
+        lo, hi, hist, zeros = float(ch.lo[c]), float(ch.hi[c]), ch.hist[c], int(ch.zeros[c])
+        m = _multiplier_from(lo, hi, method, percentile,
+                             lambda f: _abs_percentile(hist, zeros, f, CHANNEL_BINS_PER_OCTAVE, max(abs(lo), abs(hi))),
+                             hist, CHANNEL_BINS_PER_OCTAVE, pow2, outlier_factor)
+        out.append(max(m, layer))
+    shape = [1] * ch.ndim
+    shape[1] = -1
+    return np.asarray(out, np.float64).reshape(shape)
+
+
+def channel_radices(stats: ActivationStats, method: str = "percentile", percentile: float = 0.999) -> np.ndarray:
+    """One power-of-two radix per channel (axis 1), never coarser than the tensor's (see :func:`channel_multipliers`)."""
+    return np.round(np.log2(channel_multipliers(stats, method, percentile, pow2=True))).astype(np.int64)
+
+
+def collect_stats(model, names: Sequence[str], inputs: Iterable[np.ndarray],
+                  per_channel: bool = False) -> tuple[dict[str, ActivationStats], int]:
+    """Run the float ``model`` (ModelProto) on ``inputs``; statistics of every tensor in ``names``
+    (and of each of its channels with ``per_channel``)."""
     import onnxruntime as ort
 
     from .qdq import with_outputs
@@ -225,7 +343,7 @@ def collect_stats(model, names: Sequence[str], inputs: Iterable[np.ndarray]) -> 
     session = ort.InferenceSession(with_outputs(model, list(names)).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    stats = {name: ActivationStats() for name in names}
+    stats = {name: ActivationStats(per_channel=per_channel) for name in names}
     seen = 0
     for x in inputs:
         for name, value in zip(names, session.run(list(names), {input_name: x})):
@@ -234,9 +352,25 @@ def collect_stats(model, names: Sequence[str], inputs: Iterable[np.ndarray]) -> 
     return stats, seen
 
 
+def choose_multipliers(stats: dict[str, ActivationStats], method: str, percentile: float,
+                       fixed_radix: dict[str, int] | None = None, per_channel: bool = False,
+                       pow2: bool = True, outlier_factor: float = 1.0) -> dict[str, float | np.ndarray]:
+    """Multiplier per tensor from ``stats`` (an array per channel with ``per_channel``, for tensors of
+    rank >= 2; Kneron's ``scale * 2**radix`` unless ``pow2``; ranges widened by ``outlier_factor``);
+    ``fixed_radix`` (e.g. the input at its norm mode's radix) wins."""
+    out: dict[str, float | np.ndarray] = {}
+    for name, s in stats.items():
+        out[name] = channel_multipliers(s, method, percentile, pow2, outlier_factor) \
+            if per_channel and s.channels is not None else multiplier_for_stats(s, method, percentile, pow2, outlier_factor)
+    out.update({name: float(2.0 ** int(r)) for name, r in (fixed_radix or {}).items()})
+    return out
+
+
 def choose_radices(stats: dict[str, ActivationStats], method: str, percentile: float,
-                   fixed: dict[str, int] | None = None) -> dict[str, int]:
-    """Radix per tensor from ``stats``; ``fixed`` (e.g. the input at its norm mode's radix) wins."""
-    radix = {name: radix_for_stats(s, method, percentile) for name, s in stats.items()}
-    radix.update(fixed or {})
-    return radix
+                   fixed: dict[str, int] | None = None, per_channel: bool = False) -> dict[str, int | np.ndarray]:
+    """Power-of-two radix per tensor (see :func:`choose_multipliers`)."""
+    out: dict[str, int | np.ndarray] = {}
+    for name, m in choose_multipliers(stats, method, percentile, fixed, per_channel, pow2=True).items():
+        r = np.round(np.log2(m)).astype(np.int64)
+        out[name] = int(r) if np.ndim(r) == 0 else r
+    return out

@@ -42,8 +42,15 @@ SNR_FLOOR_DB = 20.0  # Kneron's guidance for int8
 class LayerSnr:
     name: str
     op_type: str
-    radix: int
+    radix: int | list[int]  # a list: one radix per channel
     snr_db: float
+
+    @property
+    def radix_text(self) -> str:
+        if isinstance(self.radix, list):
+            lo, hi = min(self.radix), max(self.radix)
+            return f"{lo}" if lo == hi else f"{lo}..{hi}"
+        return str(self.radix)
 
 
 @dataclass
@@ -167,7 +174,7 @@ def measure_fidelity(float_model: onnx.ModelProto, int8_model: onnx.ModelProto, 
     names = [plan.input_name] + layers
     report = FidelityReport(
         num_crops=len(float_people),
-        layers=[LayerSnr(n, "Input" if n == plan.input_name else op_of.get(n, "?"), int(radix.get(n, 0)), s)
+        layers=[LayerSnr(n, "Input" if n == plan.input_name else op_of.get(n, "?"), radix.get(n, 0), s)
                 for n, s in zip(names + [output], snrs)],
         heatmap_snr_db=snrs[-1],
         displacement_px_median=float(np.median(np.concatenate(shifts))) if shifts else math.nan,
@@ -213,13 +220,13 @@ def format_markdown(report: FidelityReport, title: str = "int8 fidelity report",
     if png_name:
         lines += ["", f"![per-layer SNR]({png_name})"]
     lines += ["", f"## Layers under {SNR_FLOOR_DB:.0f} dB (Kneron's int8 guidance)", ""]
-    lines += [f"- `{layer.name}` ({layer.op_type}, radix {layer.radix}): {_fmt(layer.snr_db)}"
+    lines += [f"- `{layer.name}` ({layer.op_type}, radix {layer.radix_text}): {_fmt(layer.snr_db)}"
               f"{'' if layer.snr_db == -math.inf else ' dB'}"
               for layer in report.flagged] or ["none"]
     for heading, rows in (("All layers, worst first", report.worst_first), ("All layers, graph order", report.layers)):
         lines += ["", f"## {heading}", "", "| # | tensor | op | radix | SNR dB |", "|---|---|---|---|---|"]
         index = {id(layer): i for i, layer in enumerate(report.layers)}
-        lines += [f"| {index[id(layer)]} | `{layer.name}` | {layer.op_type} | {layer.radix} | {_fmt(layer.snr_db)} |"
+        lines += [f"| {index[id(layer)]} | `{layer.name}` | {layer.op_type} | {layer.radix_text} | {_fmt(layer.snr_db)} |"
                   for layer in rows]
     return "\n".join(lines) + "\n"
 

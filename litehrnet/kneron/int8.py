@@ -24,8 +24,8 @@ MAX_RADIX = 24  # for all-zero tensors (any radix is exact) and tiny ranges: kee
 MIN_RADIX = -24
 
 __all__ = [
-    "ACCUMULATOR_BITS", "INT8_MAX", "INT8_MIN", "bias_to_int32", "dequantize", "fake_quant", "quantize",
-    "quantize_weight", "radix_for_range", "radix_per_channel", "radix_w_for_bias", "round_half_away", "scale_of",
+    "ACCUMULATOR_BITS", "INT8_MAX", "INT8_MIN", "bias_to_int32", "dequantize", "fake_quant", "multiplier_for_range",
+    "quantize", "quantize_weight", "radix_for_range", "split_multiplier", "radix_per_channel", "radix_w_for_bias", "round_half_away", "scale_of",
     "snr_db", "snr_from_powers",
 ]
 
@@ -41,6 +41,28 @@ def radix_for_range(lo: float, hi: float) -> int:
     if lo < 0:
         candidates.append(math.floor(math.log2(-INT8_MIN / -lo)))
     return int(max(MIN_RADIX, min(candidates)))
+
+
+def multiplier_for_range(lo: float, hi: float, pow2: bool = True) -> float:
+    """The int8 multiplier ``m`` (``float = q / m``) that represents ``[lo, hi]`` without saturation.
+
+    ``pow2``: ``m = 2**radix_for_range(lo, hi)``. Otherwise Kneron's ``scale * 2**radix`` with the
+    scale in [1, 2) that stretches the range over the whole int8 grid: ``m = min(127 / hi, 128 / -lo)``.
+    """
+    r = radix_for_range(lo, hi)
+    if pow2:
+        return float(2.0 ** r)
+    lo, hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+    candidates = [v for v in ((INT8_MAX / hi) if hi > 0 else None, (-INT8_MIN / -lo) if lo < 0 else None) if v]
+    m = min(candidates) if candidates else 2.0 ** r
+    return float(min(max(m, 2.0 ** r), 2.0 ** (r + 1) * (1 - 2.0 ** -23)))  # scale in [1, 2): radix unchanged
+
+
+def split_multiplier(m) -> tuple[np.ndarray, np.ndarray]:
+    """``m = scale * 2**radix`` with the scale in [1, 2): (radix, scale), elementwise."""
+    m = np.asarray(m, dtype=np.float64)
+    radix = np.floor(np.log2(m)).astype(np.int64)
+    return radix, m / np.exp2(radix)
 
 
 def radix_per_channel(w: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -6,6 +6,14 @@ gemm, add, mul, concat, sigmoid, pools, resize, ...). A conv/gemm/batch-norm/add
 is an activation (ReLU, Clip, ...) is fused with it on the chip, so only the activation's output is
 quantised. Layout-only operators (reshape, transpose, split, ...) keep their input's radix.
 
+An activation's grid is ``float = q / m`` with ``m = scale * 2**radix``: Kneron's documented
+datapath format (scale in [1, 2), default of :func:`quantize_model`) or a bare power of two
+(``activation_grid="pow2"``, scale 1, the stricter reading). One ``m`` per tensor, or
+(``per_channel_activations``, the default, Kneron's per-channel datapath quantisation) one per
+channel (axis 1), stored as a ``1 x C x 1 x 1`` initializer the fake quantiser broadcasts. The
+ranges come from calibration, widened by an outlier factor (fixed, or chosen on held-out
+calibration crops: ``outlier_factor="auto"``).
+
 Weights of Conv/ConvTranspose/Gemm are stored as int8 initializers with one power-of-two radix per
 output channel (or per tensor), biases as int32 at the accumulator radix ``r_in + r_w``; float
 constants that enter Add/Mul/Sub/Div/Concat are int8 per tensor. Each is turned back into float by
@@ -15,7 +23,7 @@ Why the activation QDQ is written with elementary operators instead of ``Quantiz
 ``DequantizeLinear``: those round half to even and onnxruntime fuses them with the conv into integer
 kernels with their own requantisation; the chip's input quantiser (``prepostprocess.normalize``)
 rounds half away from zero. ``x -> Mul(2**r) -> sign * floor(|v| + 0.5) -> clip [-128, 127] ->
-Mul(2**-r)`` keeps one rounding rule and float accumulation of exact int8 products (exact while a
+Mul(2**-r)`` (``Div(m)`` on the Kneron grid) keeps one rounding rule and float accumulation of exact int8 products (exact while a
 sum stays below 2**24, the float32 mantissa; an int32 accumulator on the chip).
 """
 
@@ -34,6 +42,8 @@ from prepostprocess.normalize import quantize
 from .int8 import bias_to_int32, quantize_weight, radix_for_range, radix_w_for_bias, scale_of
 
 SCHEME = "kneron-int8-pow2"
+SCHEME_SCALED = "kneron-int8-scaled"  # activations at scale * 2**radix (Kneron's documented datapath format)
+ACTIVATION_GRIDS = ("kneron", "pow2")
 KEPT_OPS = frozenset({
     "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Concat", "Sigmoid", "HardSigmoid",
     "Relu", "LeakyRelu", "PRelu", "Clip", "Tanh", "BatchNormalization", "AveragePool", "MaxPool",
@@ -112,17 +122,28 @@ class _Builder:
         self.scalars[name] = value
         return name
 
-    def fake_quant(self, src: str, dst: str, radix: int) -> list[onnx.NodeProto]:
-        """``dst = clip(round_half_away(src * 2**r), -128, 127) * 2**-r`` as nine elementary nodes."""
+    def fake_quant(self, src: str, dst: str, radix, scale=None) -> list[onnx.NodeProto]:
+        """``dst = clip(round_half_away(src * m), -128, 127) / m`` as nine elementary nodes, ``m = scale * 2**r``.
+
+        ``radix`` (and ``scale``, default 1): a number, or an array shaped to broadcast against the
+        tensor (per channel). A power-of-two ``m`` dequantises by ``Mul(2**-r)`` (exact), any other by ``Div``.
+        """
         p = f"q8/{dst}/"
-        up, down = self.scalar(float(2.0 ** radix)), self.scalar(float(2.0 ** -radix))
+        m = np.exp2(np.asarray(radix, np.float64)) * (1.0 if scale is None else np.asarray(scale, np.float64))
+        pow2 = scale is None or bool(np.all(np.asarray(scale) == 1.0))
+        if np.ndim(m) == 0:
+            up, down = self.scalar(float(m)), self.scalar(float(1.0 / m) if pow2 else float(m))
+        else:
+            up, down = p + "up", p + "down"
+            self.graph.initializer.extend([numpy_helper.from_array(m.astype(np.float32), up),
+                                           numpy_helper.from_array((1.0 / m if pow2 else m).astype(np.float32), down)])
         mk = helper.make_node
         return [
             mk("Mul", [src, up], [p + "v"]), mk("Abs", [p + "v"], [p + "a"]),
             mk("Add", [p + "a", self.scalar(0.5)], [p + "h"]), mk("Floor", [p + "h"], [p + "f"]),
             mk("Sign", [p + "v"], [p + "s"]), mk("Mul", [p + "s", p + "f"], [p + "q"]),
             mk("Max", [p + "q", self.scalar(-128.0)], [p + "lo"]), mk("Min", [p + "lo", self.scalar(127.0)], [p + "hi"]),
-            mk("Mul", [p + "hi", down], [dst]),
+            mk("Mul" if pow2 else "Div", [p + "hi", down], [dst]),
         ]
 
     def dequant_initializer(self, name: str, q: np.ndarray, radix: np.ndarray, axis: int) -> list[onnx.NodeProto]:
@@ -152,17 +173,35 @@ def _weight_axis(node: onnx.NodeProto) -> int:
     return 0
 
 
-def _source_radix(name: str, radix: dict[str, int], producers: dict[str, onnx.NodeProto]) -> int | None:
-    """Radix of the int8 tensor behind ``name``, looking through layout-only operators."""
+def _source_radix(name: str, radix: dict, producers: dict[str, onnx.NodeProto]) -> int | None:
+    """Radix of the int8 tensor behind ``name``, looking through layout-only operators.
+
+    A per-channel radix gives its finest channel: the accumulator that adds the products of all
+    input channels holds them at that radix (coarser channels' products are exact there), and the
+    bias is stored at it.
+    """
     seen = 0
     while name not in radix and name in producers and producers[name].op_type in PASS_THROUGH and seen < 64:
         name, seen = producers[name].input[0], seen + 1
-    return radix.get(name)
+    r = radix.get(name)
+    return None if r is None else int(np.max(r))
 
 
-def write_qdq(model: onnx.ModelProto, radix: dict[str, int], plan: QuantPlan, per_channel: bool = True,
-              calibration: dict | None = None) -> tuple[onnx.ModelProto, dict]:
-    """The int8-emulating copy of ``model``; ``radix`` maps every tensor of ``plan.calibrated`` to its radix.
+def radix_json(r) -> int | list[int]:
+    """A radix for the metadata and reports: an int, or the list of per-channel radices."""
+    return int(r) if np.ndim(r) == 0 else [int(v) for v in np.ravel(r)]
+
+
+def scale_json(s) -> float | list[float]:
+    """A Kneron scale for the metadata: a float, or the list of per-channel scales (float32 values)."""
+    return float(np.float32(s)) if np.ndim(s) == 0 else [float(v) for v in np.ravel(s).astype(np.float32)]
+
+
+def write_qdq(model: onnx.ModelProto, radix: dict, plan: QuantPlan, per_channel: bool = True,
+              calibration: dict | None = None, scale: dict | None = None) -> tuple[onnx.ModelProto, dict]:
+    """The int8-emulating copy of ``model``; ``radix`` maps every tensor of ``plan.calibrated`` to its radix
+    (an int, or per channel an array shaped to broadcast against the tensor); ``scale`` (same keys and
+    shapes, values in [1, 2)): Kneron's activation scale, ``float = q / (scale * 2**radix)``; absent = 1.
 
     ``calibration`` (method, percentile, number of inputs, ...) is recorded in the ``quantization``
     metadata next to the scheme; the float model's other metadata (the runners' contract) is kept.
@@ -230,7 +269,7 @@ def write_qdq(model: onnx.ModelProto, radix: dict[str, int], plan: QuantPlan, pe
         if node.output and node.output[0] in quantised:
             name = node.output[0]
             node.output[0] = name + FLOAT_SUFFIX
-            new_nodes += builder.fake_quant(name + FLOAT_SUFFIX, name, radix[name])
+            new_nodes += builder.fake_quant(name + FLOAT_SUFFIX, name, radix[name], (scale or {}).get(name))
     builder.finish()
     used = {n for node in new_nodes for n in node.input}
     keep = [i for i in graph.initializer if i.name in used]
@@ -240,8 +279,12 @@ def write_qdq(model: onnx.ModelProto, radix: dict[str, int], plan: QuantPlan, pe
     graph.node.extend(new_nodes)
     del graph.value_info[:]
     meta = {p.key: p.value for p in model.metadata_props}
-    meta["quantization"] = json.dumps(scheme_description(per_channel, radix[plan.input_name], **(calibration or {})))
-    meta["int8_radix"] = json.dumps({n: int(radix[n]) for n in plan.calibrated})
+    act_channels = any(np.ndim(radix[n]) > 0 for n in plan.activations)
+    meta["quantization"] = json.dumps(scheme_description(per_channel, radix[plan.input_name], act_channels,
+                                                         scale is not None, **(calibration or {})))
+    meta["int8_radix"] = json.dumps({n: radix_json(radix[n]) for n in plan.calibrated})
+    if scale is not None:
+        meta["int8_scale"] = json.dumps({n: scale_json(scale[n]) for n in plan.calibrated if n in scale})
     del out.metadata_props[:]
     for key, value in meta.items():
         out.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
@@ -249,12 +292,15 @@ def write_qdq(model: onnx.ModelProto, radix: dict[str, int], plan: QuantPlan, pe
     return out, summary
 
 
-def scheme_description(per_channel: bool, input_radix: int, **calibration) -> dict:
+def scheme_description(per_channel: bool, input_radix: int, per_channel_activations: bool = False,
+                       activation_scale: bool = False, **calibration) -> dict:
     """What the ``quantization`` metadata key says about the emulated arithmetic."""
+    grid = "scale * 2**radix (scale in [1, 2))" if activation_scale else "power-of-two radix"
     return {
-        "scheme": SCHEME,
+        "scheme": SCHEME_SCALED if activation_scale else SCHEME,
         "weights": "int8, power-of-two radix " + ("per output channel" if per_channel else "per tensor"),
-        "activations": "int8, power-of-two radix per tensor, from calibration",
+        "activations": f"int8, {grid} " + ("per channel (never coarser than the tensor's)"
+                                          if per_channel_activations else "per tensor") + ", from calibration",
         "bias": "int32 at radix r_in + r_w (accumulator scale)",
         "rounding": "half away from zero, saturate to [-128, 127]",
         "input_radix": int(input_radix),
@@ -270,25 +316,100 @@ def read_scheme(model: onnx.ModelProto) -> dict | None:
     return None
 
 
+OUTLIER_FACTORS = (1.0, 1.25, 1.5, 2.0, 3.0)  # the candidates of outlier_factor="auto"
+# operators whose output cannot leave a fixed range, whatever the input: the outlier factor never widens
+# their grid beyond it (a sigmoid weight of 1.0 stays exactly 1.0: 127 on the grid of [0, 1])
+BOUNDED_OUTPUTS = {"Sigmoid": (0.0, 1.0), "HardSigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0)}
+
+
+def _build(model, plan, stats, method, percentile, input_radix, per_channel, per_channel_activations, pow2,
+           outlier_factor, calibration):
+    from .calibration import choose_multipliers, multiplier_for_stats
+    from .int8 import multiplier_for_range, split_multiplier
+
+    fixed = {plan.input_name: int(input_radix)} if input_radix is not None else {}
+    mult = choose_multipliers(stats, method, percentile, fixed, per_channel_activations, pow2, outlier_factor)
+    op_of = {n.output[0]: n.op_type for n in model.graph.node if n.output}
+    for name in plan.activations:
+        if op_of.get(name) in BOUNDED_OUTPUTS:
+            mult[name] = np.maximum(mult[name], multiplier_for_range(*BOUNDED_OUTPUTS[op_of[name]], pow2))
+    if input_radix is None:  # the input quantiser is per tensor
+        mult[plan.input_name] = multiplier_for_stats(stats[plan.input_name], method, percentile, pow2, outlier_factor)
+    radix, scale = {}, {}
+    for name, m in mult.items():
+        r, s = split_multiplier(m)
+        radix[name], scale[name] = (int(r), float(s)) if np.ndim(r) == 0 else (r, s)
+    return write_qdq(model, radix, plan, per_channel, calibration, None if pow2 else scale)
+
+
+def _keypoint_shift(float_model: onnx.ModelProto, qmodel: onnx.ModelProto, inputs: list[np.ndarray]) -> float:
+    """Mean distance (input px) between the keypoints decoded from the float and the int8 heatmaps."""
+    import onnxruntime as ort
+
+    from litehrnet.data.codec import HeatmapCodec
+
+    ort.disable_telemetry_events()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
+    sessions = [ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+                for m in (float_model, qmodel)]
+    name = sessions[0].get_inputs()[0].name
+    shifts = []
+    for x in inputs:
+        hm_f, hm_q = (s.run(None, {name: x})[0] for s in sessions)
+        h, w = x.shape[2:]
+        codec = HeatmapCodec((h, w), h // hm_f.shape[2])
+        (kp_f, _), (kp_q, _) = codec.decode(hm_f), codec.decode(hm_q)
+        shifts.append(np.linalg.norm(kp_f.astype(np.float64) - kp_q, axis=-1).mean())
+    return float(np.mean(shifts))
+
+
 def quantize_model(model: onnx.ModelProto, calib_inputs, per_channel: bool = True, method: str = "percentile",
                    percentile: float = 0.999, input_radix: int | None = None,
-                   extra: dict | None = None) -> tuple[onnx.ModelProto, QuantPlan, dict]:
+                   extra: dict | None = None, per_channel_activations: bool = True,
+                   activation_grid: str = "kneron",
+                   outlier_factor: float | str = 1.0) -> tuple[onnx.ModelProto, QuantPlan, dict]:
     """Calibrate ``model`` (float ONNX) on ``calib_inputs`` (iterable of 1x3xHxW) and write its int8 emulation.
 
-    ``input_radix``: the chip's fixed input radix (from the norm mode); None calibrates it like any
-    activation (``torch`` norm, which has no hardware radix).
+    ``per_channel``: weight radix per output channel (else per tensor); ``per_channel_activations``:
+    activation grid per channel (Kneron's per-channel datapath quantisation; else per tensor);
+    ``activation_grid``: ``kneron`` (``scale * 2**radix``, the documented datapath format) or ``pow2``
+    (radix only, stricter). ``input_radix``: the chip's fixed input radix (from the norm mode); None
+    calibrates it like any activation (``torch`` norm, which has no hardware radix), per tensor.
+    ``outlier_factor``: every activation range widened by this factor (Kneron's ``outlier_factor``,
+    default 1.0), or ``"auto"``: calibrate on every other calibration input, try
+    :data:`OUTLIER_FACTORS` on the held-out others and keep the one whose int8 keypoints move least
+    from the float keypoints (then calibrate on all inputs with it). Only calibration data are used.
     """
-    from .calibration import choose_radices, collect_stats
+    from .calibration import collect_stats
 
+    if activation_grid not in ACTIVATION_GRIDS:
+        raise ValueError(f"unknown activation grid {activation_grid!r}; use one of {', '.join(ACTIVATION_GRIDS)}")
+    if outlier_factor != "auto" and not float(outlier_factor) >= 1.0:
+        raise ValueError(f"outlier factor must be >= 1 or 'auto', got {outlier_factor!r}")
+    pow2 = activation_grid == "pow2"
     plan = plan_activations(model)
     names = plan.activations if input_radix is not None else plan.calibrated
-    stats, seen = collect_stats(model, names, calib_inputs)
-    fixed = {plan.input_name: int(input_radix)} if input_radix is not None else {}
-    radix = choose_radices(stats, method, percentile, fixed)
+    args = (method, percentile, input_radix, per_channel, per_channel_activations, pow2)
+    trials: dict[float, float] = {}
+    if outlier_factor == "auto":
+        calib_inputs = list(calib_inputs)
+        if len(calib_inputs) < 4:
+            raise ValueError(f"outlier_factor='auto' needs at least 4 calibration inputs, got {len(calib_inputs)}")
+        fit, held_out = calib_inputs[0::2], calib_inputs[1::2]
+        stats, _ = collect_stats(model, names, fit, per_channel=per_channel_activations)
+        for f in OUTLIER_FACTORS:
+            trial, _ = _build(model, plan, stats, *args, f, {})
+            trials[f] = _keypoint_shift(model, trial, held_out)
+        outlier_factor = min(trials, key=lambda f: (round(trials[f], 3), f))
+    stats, seen = collect_stats(model, names, calib_inputs, per_channel=per_channel_activations)
     calibration = {"calib_method": method, "num_calib": seen, **({"percentile": percentile} if method == "percentile" else {}),
+                   "outlier_factor": float(outlier_factor),
+                   **({"outlier_factor_trials_px": {f"{f:g}": round(v, 4) for f, v in trials.items()}} if trials else {}),
                    **(extra or {})}
-    qmodel, summary = write_qdq(model, radix, plan, per_channel, calibration)
+    qmodel, summary = _build(model, plan, stats, *args, float(outlier_factor), calibration)
     summary["ranges"] = {n: s.to_json() for n, s in stats.items()}
+    summary["outlier_factor"] = float(outlier_factor)
     return qmodel, plan, summary
 
 

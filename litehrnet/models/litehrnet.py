@@ -14,7 +14,10 @@ Two operations are looked up by name from the variant row so that NPU-friendly r
 None of these hold parameters, so replacing them never changes state-dict keys.
 
 The fuse layers compute the official "double add" of branch 0 once and double it: the same
-function, forward and backward, with fewer convolutions (see :class:`LiteHRModule`).
+function, forward and backward, with fewer convolutions (see :class:`LiteHRModule`). Nearest
+upsampling (:func:`litehrnet.models.layers.upsample_nearest_exact`) and the cross-resolution
+pooling (:func:`adaptive_avg_pool`) run as faster ops that give the same bits; the ONNX export
+keeps the official ops.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import layers
-from .layers import conv_bn_act
+from .layers import conv_bn_act, upsample_nearest_exact
 from .static_pools import cascade_global_pool, static_avg_pool
 
 PoolFn = Callable[[Tensor, tuple[int, int]], Tensor]
@@ -60,6 +63,17 @@ class ChannelShuffle(nn.Module):
         return channel_shuffle(x_nchw, self.groups)
 
 
+def _contiguous_halves(x_nchw: Tensor) -> tuple[Tensor, Tensor]:
+    """``x.chunk(2, dim=1)`` as two contiguous tensors, for halves that go into convolutions.
+
+    A channel half of a batch is a strided view; a convolution copies it to a contiguous tensor
+    but saves the strided view for backward, where it copies it again. Copying once here lets the
+    convolution save (and reuse) the copy: the same values, one copy fewer per half.
+    """
+    a, b = x_nchw.chunk(2, dim=1)
+    return a.contiguous(), b.contiguous()
+
+
 def concat_shuffle(shuffle: nn.Module, a_nchw: Tensor, b_nchw: Tensor) -> Tensor:
     """``shuffle(torch.cat((a, b), dim=1))``, the concat + shuffle that ends every shuffle unit.
 
@@ -85,7 +99,21 @@ class NoShuffle(nn.Module):
 
 
 def adaptive_avg_pool(x_nchw: Tensor, size_hw: tuple[int, int]) -> Tensor:
-    """The official pooling: ``adaptive_avg_pool2d`` to ``size_hw``."""
+    """The official pooling: ``adaptive_avg_pool2d`` to ``size_hw``.
+
+    Where the sizes differ by power-of-two factors (every cross-resolution pool of Lite-HRNet) it
+    runs as ``avg_pool2d`` with kernel = stride: the same windows summed in the same order, and
+    dividing by ``kh * kw`` once equals dividing by ``kh`` then ``kw`` (exact for powers of two),
+    so the same bits forward and backward, 1.1-1.6x faster on CPU (forward + backward). The ONNX
+    export and other sizes (global pooling included) keep ``adaptive_avg_pool2d``.
+    """
+    h, w = int(x_nchw.shape[-2]), int(x_nchw.shape[-1])
+    oh, ow = int(size_hw[0]), int(size_hw[1])
+    kh, kw = h // oh, w // ow
+    if ((oh, ow) != (1, 1) and kh * kw > 1 and h == kh * oh and w == kw * ow and kh & (kh - 1) == 0
+            and kw & (kw - 1) == 0 and not torch.onnx.is_in_onnx_export() and not torch.jit.is_scripting()
+            and not torch.jit.is_tracing()):
+        return F.avg_pool2d(x_nchw, (kh, kw))
     return F.adaptive_avg_pool2d(x_nchw, size_hw)
 
 
@@ -138,7 +166,7 @@ class Stem(nn.Module):
 
     def forward(self, x_nchw: Tensor) -> Tensor:
         x = self.conv1(x_nchw)
-        x1, x2 = x.chunk(2, dim=1)
+        x1, x2 = _contiguous_halves(x)
         x2 = self.linear_conv(self.depthwise_conv(self.expand_conv(x2)))
         return concat_shuffle(self.shuffle, self.branch1(x1), x2)
 
@@ -174,11 +202,15 @@ class CrossResolutionWeighting(nn.Module):
         return [self.pool(x, size_hw) for x in xs[:-1]] + [xs[-1]]
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
+        # the inputs are channel halves (strided views); pooling copies a strided input to a
+        # contiguous one anyway, so copy once here and let the products below read (and save for
+        # backward) the copy: the same values
+        xs = [x.contiguous() for x in xs[:-1]] + [xs[-1]]
         weights = self.conv2(self.conv1(torch.cat(self.pool_to_smallest(xs), dim=1)))
         weights = torch.split(weights, self.channels, dim=1)
         exporting = torch.onnx.is_in_onnx_export()  # the export keeps the official graph
         return [x * (w if not exporting and w.shape[-2:] == x.shape[-2:]  # same size: resize is the identity
-                     else F.interpolate(w, size=x.shape[-2:], mode="nearest"))
+                     else upsample_nearest_exact(w, x.shape[-2:]))
                 for x, w in zip(xs, weights)]
 
 
@@ -221,7 +253,7 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x_nchw: Tensor) -> Tensor:
         x1, x2 = x_nchw.chunk(2, dim=1)
-        return concat_shuffle(self.shuffle, x1, self.branch2(x2))
+        return concat_shuffle(self.shuffle, x1, self.branch2(x2.contiguous()))  # see _contiguous_halves
 
 
 # ----------------------------------------------------------------------------------------------

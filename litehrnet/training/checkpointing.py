@@ -84,7 +84,7 @@ class CheckpointKeeper:
         tmp = pointer.with_name(".last_checkpoint.tmp")
         tmp.write_text(path.name + "\n", encoding="utf-8")
         os.replace(tmp, pointer)
-        self._rotate()
+        self._rotate(epoch)
         return path
 
     def save_best(self, ckpt: dict, epoch: int, metric_name: str) -> Path:
@@ -99,8 +99,14 @@ class CheckpointKeeper:
         found = [(int(m.group(1)), p) for p in self.work_dir.glob("epoch_*.pth") if (m := _EPOCH_RE.match(p.name))]
         return [p for _, p in sorted(found)]
 
-    def _rotate(self) -> None:
-        for old in self.epoch_checkpoints()[:-self.max_keep]:
+    def _rotate(self, epoch: int) -> None:
+        """Keep the newest ``max_keep`` checkpoints up to ``epoch`` (the one just written is always kept).
+
+        Checkpoints with a higher epoch number are another run's (a fresh run started in a folder
+        that held a longer one): they are left alone, never mistaken for newer ones.
+        """
+        mine = [p for p in self.epoch_checkpoints() if int(_EPOCH_RE.match(p.name).group(1)) <= epoch]
+        for old in mine[:-self.max_keep]:
             old.unlink()
 
     def latest(self) -> Path | None:

@@ -8,8 +8,10 @@ The forward pass sees what the int8 emulation (:mod:`litehrnet.kneron.qdq`) will
   export folds it*: ``fq(w * g) / g`` with ``g = gamma / sqrt(running_var + eps)``, so the int8
   weight the ONNX will hold is the one trained against;
 - **activations**: outputs of ReLU, Sigmoid, Upsample, pooling modules and of a BatchNorm2d not
-  followed by an activation are fake-quantised per tensor, radix from an exponential moving
-  average (momentum 0.9) of the batch min/max, as torch.ao's moving-average observers do.
+  followed by an activation are fake-quantised as the PTQ emulation's default does: per channel,
+  on Kneron's ``scale * 2**radix`` grid (``float = q / m``, ``m = min(127 / hi, 128 / -lo)`` per
+  channel), the range an exponential moving average (momentum 0.9) of the batch's per-channel
+  min/max, as torch.ao's moving-average per-channel observers do.
 
 Rounding is the scheme's (half away from zero, saturate to [-128, 127]); gradients pass straight
 through (STE). Nothing is added to the state dict (the quantisers are instance-level forward
@@ -74,18 +76,43 @@ def _qat_conv_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return self._conv_forward(x, w, self.bias)
 
 
+def fake_quant_multiplier(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``clip(round_half_away(x * m), -128, 127) / m`` with straight-through gradients (``m`` broadcasts)."""
+    q = _RoundHalfAwaySTE.apply(x * m)
+    q = q + (torch.clamp(q, INT8_MIN, INT8_MAX) - q).detach()
+    return q / m
+
+
+def channel_multiplier(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Kneron-grid multiplier per channel for the range ``[lo, hi]`` (an all-zero channel gets ``2**24``)."""
+    lo, hi = torch.clamp(lo, max=0.0), torch.clamp(hi, min=0.0)
+    big = torch.full_like(hi, 2.0 ** 24)
+    m = torch.minimum(torch.where(hi > 0, INT8_MAX / hi.clamp(min=1e-30), big),
+                      torch.where(lo < 0, -INT8_MIN / (-lo).clamp(min=1e-30), big))
+    return torch.clamp(m, min=2.0 ** -24, max=2.0 ** 24)
+
+
 @dataclass
 class _Range:
-    lo: float | None = None
-    hi: float | None = None
+    lo: torch.Tensor | None = None  # per channel (dim 1), or a 0-d tensor for tensors of rank < 2
+    hi: torch.Tensor | None = None
 
     def update(self, x: torch.Tensor) -> None:
-        lo, hi = float(x.detach().min()), float(x.detach().max())
-        if self.lo is None:
+        x = x.detach()
+        if x.dim() >= 2:
+            flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+            lo, hi = flat.min(1).values, flat.max(1).values
+        else:
+            lo, hi = x.min(), x.max()
+        if self.lo is None or self.lo.shape != lo.shape:
             self.lo, self.hi = lo, hi
         else:
             self.lo = EMA_MOMENTUM * self.lo + (1 - EMA_MOMENTUM) * lo
             self.hi = EMA_MOMENTUM * self.hi + (1 - EMA_MOMENTUM) * hi
+
+    def multiplier(self, like: torch.Tensor) -> torch.Tensor:
+        m = channel_multiplier(self.lo, self.hi).to(like.dtype)
+        return m.reshape(1, -1, *([1] * (like.dim() - 2))) if like.dim() >= 2 else m
 
 
 @dataclass
@@ -105,7 +132,7 @@ def _activation_hook(rng: _Range):
             return output
         if module.training or rng.lo is None:
             rng.update(output)
-        return fake_quant(output, radix_for_range(rng.lo, rng.hi))
+        return fake_quant_multiplier(output, rng.multiplier(output))
     return hook
 
 

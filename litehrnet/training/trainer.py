@@ -136,8 +136,9 @@ def _build_model(cfg: dict, opts: TrainOptions, device: torch.device):
         from .qat import attach_qat
 
         qat = attach_qat(model)
-        print(f"QAT: int8 power-of-two fake quantisation on {qat.convs} convs ({qat.folded} folded with their BN) "
-              f"and {qat.activations} activations", flush=True)
+        print(f"QAT: int8 fake quantisation on {qat.convs} convs (power-of-two radix per output channel, "
+              f"{qat.folded} folded with their BN) and {qat.activations} activations (per channel, Kneron's "
+              "scale * 2**radix grid)", flush=True)
     return model.to(device)
 
 

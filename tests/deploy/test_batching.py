@@ -4,6 +4,7 @@ memory bounded by the chunk, and the refusals (Kneron path, bad batch options, m
 from __future__ import annotations
 
 import json
+import threading
 import tracemalloc
 
 import numpy as np
@@ -97,6 +98,52 @@ def test_chunked_chain_equals_batch1_on_real_images(crowd, lhr18_exports, model,
     else:  # static batch 4: every call full, the last piece of a chunk zero-padded
         assert set(chunked_rows) == {STATIC_BATCH}
     assert sum(len(b) for _, b in crowd) == 37
+
+
+def _record_threads(runner) -> list[tuple[str, int]]:
+    """(thread name, rows) of every ``infer`` call, and the session each call ran on (by id)."""
+    calls: list[tuple[str, int]] = []
+    infer = runner.infer
+
+    def recorded(x):
+        session = getattr(runner._worker, "session", runner.session)
+        calls.append((threading.current_thread().name, len(x), runner.sessions.index(session)))
+        return infer(x)
+
+    runner.infer = recorded
+    return calls
+
+
+@pytest.mark.parametrize("model,batch_size", [("1", None), (str(STATIC_BATCH), None), ("dynamic", 5)])
+def test_pose_workers_give_identical_outputs_and_share_the_crops(crowd, lhr18_exports, model, batch_size):
+    """``workers`` sessions run a chunk's pieces at once; every piece is computed as one session
+    computes it, so the keypoints equal the one-worker chain's exactly."""
+    one = _solution(lhr18_exports[model], flip_test=True, batch_size=batch_size)
+    several = {w: _solution(lhr18_exports[model], flip_test=True, batch_size=batch_size, workers=w) for w in (2, 3)}
+    calls = {w: _record_threads(s.pose) for w, s in several.items()}
+    for img, boxes in crowd:
+        expected = one(img, boxes)
+        for solution in several.values():
+            got = solution(img, boxes)
+            np.testing.assert_array_equal(got.keypoints_nk3, expected.keypoints_nk3)
+            np.testing.assert_array_equal(got.bboxes_xywhs, expected.bboxes_xywhs)
+    for workers, made in calls.items():
+        assert len(several[workers].pose.sessions) == workers
+        # every session ran pieces (static batch 4: a chunk of 4 people and mirrors is 2 pieces)
+        used = min(workers, 2) if model == str(STATIC_BATCH) else workers
+        assert {session for _, _, session in made} == set(range(used))
+        assert len({thread for thread, _, _ in made}) == used  # each on its own thread
+        if model == "dynamic":  # a chunk of 5 people with mirrors = 10 rows, shared out equally
+            assert max(rows for _, rows, _ in made) == -(-10 // workers)
+
+
+def test_pose_workers_are_checked(analytic_pose_onnx):
+    with pytest.raises(ParamsError, match="workers"):
+        PoseRunner(pose_params(analytic_pose_onnx, workers=0))
+    with pytest.raises(RunnerError, match="workers"):
+        PoseRunner(pose_params(analytic_pose_onnx), workers=0)
+    assert PoseRunner(pose_params(analytic_pose_onnx, workers=2)).workers == 2
+    assert PoseRunner(pose_params(analytic_pose_onnx, workers=2), workers=1).workers == 1  # argument over YAML
 
 
 def test_memory_is_bounded_by_one_chunk(analytic_pose_onnx_dynamic):

@@ -86,6 +86,17 @@ def test_det_interval_detects_again_after_a_track_is_lost():
     assert all(r.result.keypoints_nk3[:, :, 2].min() == pytest.approx(0.9) for r in results)
 
 
+def test_a_track_the_detector_lost_is_not_detected_again_on_the_next_frame():
+    """Lost on a detector frame (the detector did not find it there): the detector waits for its next
+    scheduled frame, and the track's ID is kept for it meanwhile (max_lost)."""
+    oracle = Oracle(lanes(1.0, hidden=range(5, 7)), noise_px=0.5)
+    results = list(VideoChain(oracle.detect, oracle.estimate, det_interval=5).run(frames(15)))
+    assert oracle.detected_frames == [0, 5, 10]  # not 6: the detector has just looked at frame 5
+    assert [len(r.result.bboxes_xywhs) for r in results] == [3] * 5 + [2] * 5 + [3] * 5
+    seen = ids_per_figure(oracle, results)
+    assert len(set(seen[1])) == 1 and len(seen[1]) == 10  # found again at frame 10 under its old ID
+
+
 def test_keypoints_to_box_matches_a_detector_box():
     fig = Figure(5, 150, (100, 100), (0, 0))
     kpts = np.concatenate([fig.keypoints(0), np.full((17, 1), 0.9)], 1)

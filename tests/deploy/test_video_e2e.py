@@ -115,21 +115,47 @@ def test_bad_vis_out_is_one_line_before_work(tmp_path, yaml_set, capsys):
 
 
 def test_pipelined_equals_sequential_with_the_real_detector(tmp_path, yaml_set, yolov5n_onnx, shared_data):
-    """Panning over a real COCO image with people; YOLOv5n + tracking + interval 3 + smoothing."""
+    """Panning over a real COCO image with people; YOLOv5n + tracking + interval 3 + smoothing; also with
+    two pose sessions running the crops at once (--pose-workers 2)."""
     img = cv2.imread(str(shared_data / "coco_val2017_dev" / "val2017" / "000000000785.jpg"))
     h, w = img.shape[:2]
     frames = [cv2.resize(img[:, 6 * t: 6 * t + w - 60], (320, 240)) for t in range(8)]
     video = write_video(tmp_path / "pan.avi", frames)
     outs = {}
-    for mode in ("--sequential", None):
-        out = tmp_path / f"{mode or 'pipelined'}.json"
+    modes = {"sequential": ["--sequential"], "pipelined": [], "pipelined_2_pose_workers": ["--pose-workers", "2"]}
+    for mode, options in modes.items():
+        out = tmp_path / f"{mode}.json"
         args = ["--img-path", str(video), *_chain(yaml_set(yolov5n_onnx), detector=True), "--save-path", str(out),
                 "--det-interval", "3", "--smooth", "one-euro"]
-        assert inference_e2e.main(args + ([mode] if mode else [])) == 0
+        assert inference_e2e.main(args + options) == 0
         outs[mode] = json.loads(out.read_text())
-    assert outs["--sequential"] == outs[None]
-    assert sum(len(r["bbox"]) > 0 for r in outs[None]) >= 3  # the skier is found on the detector frames
-    assert all(len(r["track_id"]) == len(r["bbox"]) for r in outs[None])
+    assert outs["sequential"] == outs["pipelined"] == outs["pipelined_2_pose_workers"]
+    assert sum(len(r["bbox"]) > 0 for r in outs["pipelined"]) >= 3  # the skier is found on the detector frames
+    assert all(len(r["track_id"]) == len(r["bbox"]) for r in outs["pipelined"])
+
+
+def test_pose_workers_default_is_2_only_in_the_pipelined_interval_chain(yaml_set, monkeypatch):
+    """--pose-workers wins; else a YAML ``workers`` decides; else 2 where the detector thread idles
+    (pipelined, --det-interval > 1) on a 2+ core machine, 1 otherwise."""
+    import argparse
+
+    from litehrnet.deploy.cli import pose_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    auto = yaml_set()["pose"]
+
+    def args(yaml_path, **kw):
+        return argparse.Namespace(**{"lite_hrnet_params": yaml_path, "pose_workers": None, **kw})
+
+    assert pose_workers(args(auto, det_interval=5, sequential=False)) == 2
+    assert pose_workers(args(auto, det_interval=5, sequential=True)) == 1
+    assert pose_workers(args(auto, det_interval=1, sequential=False)) == 1
+    assert pose_workers(args(auto)) == 1  # inference.py: images, no video options
+    assert pose_workers(args(auto, det_interval=5, sequential=False, pose_workers=1)) == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert pose_workers(args(auto, det_interval=5, sequential=False)) == 1
+    fixed = yaml_set(workers=3)["pose"]  # (rewrites the same file)
+    assert pose_workers(args(fixed, det_interval=5, sequential=False)) is None  # the YAML's 3 decides
 
 
 def test_ctrl_c_keeps_records_says_how_to_resume_and_resume_completes(tmp_path, yaml_set, monkeypatch, capsys):

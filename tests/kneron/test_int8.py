@@ -206,3 +206,103 @@ def test_report_worst_layer_ignores_layers_that_are_zero_in_float():
     out = json.loads(json.dumps(report.to_json(), allow_nan=False))
     assert out["worst_snr_db"] == 12.25
     assert [(l["snr_db"], l["exact"]) for l in out["layers"]] == [(31.5, False), (None, False), (12.25, False), (None, True)]
+
+
+def test_kneron_scale_grid_known_answers_and_gain_over_power_of_two():
+    from litehrnet.kneron.int8 import multiplier_for_range, split_multiplier
+
+    # float = q / m, m = scale * 2**radix with scale in [1, 2): the range fills the int8 grid
+    assert multiplier_for_range(0.0, 20.0, pow2=False) == pytest.approx(127 / 20)       # 6.35 = 1.5875 * 2**2
+    assert multiplier_for_range(0.0, 20.0, pow2=True) == 4.0
+    assert multiplier_for_range(-1.0, 0.5, pow2=False) == pytest.approx(128.0)          # -1 -> -128 exactly
+    r, s = split_multiplier(np.array([127 / 20, 128.0, 0.75]))
+    np.testing.assert_array_equal(r, [2, 7, -1])
+    np.testing.assert_allclose(s, [1.5875, 1.0, 1.5])
+    # a uniform signal on [-3, 3]: radix 5 (step 1/32) vs step 3/127: 20 log10(42.33 / 32) = 2.43 dB better
+    x = np.linspace(-3, 3, 100_001)
+    m = multiplier_for_range(-3.0, 3.0, pow2=False)
+    on_grid = np.clip(np.sign(x * m) * np.floor(np.abs(x * m) + 0.5), -128, 127) / m
+    gain = snr_db(x, on_grid) - snr_db(x, fake_quant(x, radix_for_range(-3, 3)))
+    assert gain == pytest.approx(20 * math.log10(127 / 3 / 32), abs=0.1)
+    assert np.abs(x * m).max() <= 127 + 1e-9  # the range's ends are not saturated
+
+
+def test_per_channel_activations_finer_for_small_channels_never_coarser_than_the_layer():
+    from litehrnet.kneron.calibration import channel_radices, multiplier_for_stats
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, size=(8, 4, 20, 20)).astype(np.float32)
+    x[:, 1] *= 0.01                       # a channel 100x smaller: its own, finer radix
+    x[0, 2, 0, :5] = 50.0  # 5 of 3200 in channel 2 (0.16%), 5 of 12800 in the layer (0.04%): clipped at the layer range
+    stats = ActivationStats(per_channel=True)
+    stats.update(x)
+    layer = radix_for_stats(stats, "percentile", 0.999)
+    assert layer == 6                     # 99.9% of |x| <= 1 -> 127 / 1 -> 64
+    r = channel_radices(stats, "percentile", 0.999)
+    assert r.shape == (1, 4, 1, 1)
+    np.testing.assert_array_equal(r.ravel(), [6, 13, 6, 6])   # 127 / 0.01 = 12700 -> 2**13
+    assert channel_radices(stats, "max").ravel().tolist() == [6, 13, 1, 6]  # max: the layer is 50 wide -> 1
+    # the outlier factor widens every range: x2 is one radix coarser on the power-of-two grid, m / 2 on Kneron's
+    assert radix_for_stats(stats, "max") - 1 == round(math.log2(multiplier_for_stats(stats, "max", outlier_factor=2.0)))
+    assert multiplier_for_stats(stats, "max", pow2=False, outlier_factor=2.0) == pytest.approx(
+        multiplier_for_stats(stats, "max", pow2=False) / 2)
+    with pytest.raises(ValueError, match="outlier factor"):
+        multiplier_for_stats(stats, "max", outlier_factor=0.5)
+
+
+def test_per_channel_kneron_grid_qdq_puts_every_channel_on_its_own_grid():
+    from litehrnet.kneron.calibration import choose_multipliers
+    from litehrnet.kneron.int8 import split_multiplier
+
+    model, _ = _tiny_model()
+    plan = plan_activations(model)
+    rng = np.random.default_rng(6)
+    inputs = [normalize(rng.integers(0, 256, (8, 6, 3)).astype(np.uint8), "kneron").transpose(2, 0, 1)[None]
+              for _ in range(4)]
+    stats, _ = collect_stats(model, plan.activations, inputs, per_channel=True)
+    mult = choose_multipliers(stats, "max", 0.999, {"input": 8}, per_channel=True, pow2=False)
+    radix, scale = {}, {}
+    for name, m in mult.items():
+        r, s = split_multiplier(m)
+        radix[name], scale[name] = (int(r), float(s)) if np.ndim(r) == 0 else (r, s)
+    qmodel, _ = write_qdq(model, radix, plan, per_channel=True, scale=scale)
+    assert read_scheme(qmodel)["scheme"] == "kneron-int8-scaled"
+    x = inputs[0]
+    got = _run(qmodel, x)
+    m = np.asarray(mult["heatmaps"], np.float64)         # 1 x 6 x 1 x 1: sigmoid channels and relu channels differ
+    assert m.shape == (1, 6, 1, 1) and len(np.unique(m)) > 1
+    q = got.astype(np.float64) * m
+    np.testing.assert_allclose(q, np.round(q), atol=1e-3)  # integers on each channel's grid
+    assert q.min() >= -128 - 1e-3 and q.max() <= 127 + 1e-3
+    # calibration on the same inputs with max: no channel saturates, and it beats the per-tensor power-of-two grid
+    stats_t, _ = collect_stats(model, plan.activations, inputs)
+    radix_t = choose_radices(stats_t, "max", 0.999, fixed={"input": 8})
+    pow2_model, _ = write_qdq(model, radix_t, plan, per_channel=True)
+    ref = _run(model, x)
+    assert snr_db(ref, got) > snr_db(ref, _run(pow2_model, x)) + 3
+
+
+def test_outlier_factor_widens_ranges_but_never_a_sigmoid_beyond_0_1():
+    import json
+
+    from litehrnet.kneron.qdq import quantize_model
+
+    model, _ = _tiny_model()
+    rng = np.random.default_rng(7)
+    inputs = [normalize(rng.integers(0, 256, (8, 6, 3)).astype(np.uint8), "kneron").transpose(2, 0, 1)[None]
+              for _ in range(4)]
+
+    def multipliers(factor):
+        q, _, summary = quantize_model(model, inputs, method="max", input_radix=8, outlier_factor=factor)
+        meta = {p.key: p.value for p in q.metadata_props}
+        radix, scale = json.loads(meta["int8_radix"]), json.loads(meta["int8_scale"])
+        assert summary["outlier_factor"] == factor and json.loads(meta["quantization"])["outlier_factor"] == factor
+        return {n: np.asarray(scale[n], np.float64) * 2.0 ** np.asarray(radix[n]) for n in radix}
+
+    m1, m2 = multipliers(1.0), multipliers(2.0)
+    np.testing.assert_allclose(m2["c2"], m1["c2"] / 2, rtol=1e-6)      # a conv output: twice the range
+    assert m1["input"] == m2["input"] == 256                          # the chip's input is fixed
+    # the sigmoid: calibrated below 1, widened 2x, but capped at its own bound [0, 1]: 1.0 stays exact (q = 127)
+    assert np.all(m2["s2"] >= 127 - 1e-3) and np.all(m2["s2"] <= m1["s2"] + 1e-6)
+    with pytest.raises(ValueError, match="outlier factor"):
+        quantize_model(model, inputs, input_radix=8, outlier_factor=0.9)

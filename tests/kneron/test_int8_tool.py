@@ -45,6 +45,10 @@ def test_refusals_are_one_line_before_work(tmp_path, coco, capsys):
     assert "100000 asked" in err and "person crops available" in err
     assert quantize_tool.main(base + ["--calib", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+    for bad in ("0.5", "inf", "wide"):
+        assert quantize_tool.main(base + ["--calib", str(coco[0]), "--outlier-factor", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--outlier-factor {bad}" in err[0] and "'auto'" in err[0]
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -52,8 +56,18 @@ def test_int8_onnx_metadata_and_report(quantized):
     model = onnx.load(str(quantized))
     meta = {p.key: p.value for p in model.metadata_props}
     scheme = json.loads(meta["quantization"])
-    assert scheme["scheme"] == "kneron-int8-pow2" and scheme["input_radix"] == 8 and scheme["num_calib"] == 6
+    assert scheme["scheme"] == "kneron-int8-scaled" and scheme["input_radix"] == 8 and scheme["num_calib"] == 6
     assert scheme["calib_method"] == "percentile" and scheme["percentile"] == 0.999
+    assert "per channel" in scheme["activations"] and "scale * 2**radix" in scheme["activations"]
+    # --outlier-factor auto (the default) tried every candidate on held-out calibration crops and kept one
+    assert set(scheme["outlier_factor_trials_px"]) == {"1", "1.25", "1.5", "2", "3"}
+    best = min(scheme["outlier_factor_trials_px"].items(), key=lambda kv: (round(kv[1], 3), float(kv[0])))
+    assert float(best[0]) == scheme["outlier_factor"]
+    # per-channel activation radices and scales: one per channel, scale in [1, 2)
+    radix, scales = json.loads(meta["int8_radix"]), json.loads(meta["int8_scale"])
+    per_channel = [n for n, r in radix.items() if isinstance(r, list)]
+    assert per_channel and all(len(scales[n]) == len(radix[n]) for n in per_channel)
+    assert all(1.0 <= v < 2.0 for n in per_channel for v in scales[n])
     assert meta["norm"] == "kneron" and meta["input_hw"] == "64,64"  # the runners' contract is kept
     # weights are int8 initializers with power-of-two scales
     ints = [i for i in model.graph.initializer if i.name.endswith("::int8")]

@@ -127,6 +127,17 @@ def test_keeper_rotates_epochs_and_keeps_one_best(tmp_path):
     assert torch.load(tmp_path / "epoch_4.pth", weights_only=True)["meta"]["epoch"] == 4
 
 
+def test_keeper_never_deletes_the_checkpoint_it_just_wrote(tmp_path):
+    """A fresh run in a folder holding a longer run's epoch_51.pth: its epoch_1.pth must survive
+    (found by the bench's QAT stage: the new checkpoint was rotated away, the resume then failed)."""
+    CheckpointKeeper(tmp_path, max_keep=1).save_epoch(_ckpt(epoch=51), 51)
+    keeper = CheckpointKeeper(tmp_path, max_keep=1)
+    keeper.save_epoch(_ckpt(epoch=1), 1)
+    assert (tmp_path / "epoch_1.pth").is_file() and keeper.latest().name == "epoch_1.pth"
+    keeper.save_epoch(_ckpt(epoch=2), 2)
+    assert sorted(p.name for p in keeper.epoch_checkpoints()) == ["epoch_2.pth", "epoch_51.pth"]
+
+
 def test_log_and_plot(tmp_path, capsys):
     log = JsonLinesLogger(tmp_path / "log.jsonl")
     for it in range(1, 21):

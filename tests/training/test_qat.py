@@ -8,7 +8,7 @@ from torch import nn
 
 import train as train_script
 from litehrnet.kneron.int8 import fake_quant as np_fake_quant
-from litehrnet.kneron.int8 import quantize_weight, radix_for_range
+from litehrnet.kneron.int8 import multiplier_for_range, quantize_weight, round_half_away
 from litehrnet.models import build_model
 from litehrnet.models.checkpoint import load_checkpoint
 from litehrnet.training.qat import attach_qat, fake_quant
@@ -52,9 +52,12 @@ def test_conv_bn_relu_eval_forward_equals_the_folded_int8_conv():
     b_fold = (bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
     w_q = torch.from_numpy((q * 2.0 ** -r_w[:, None, None, None]).astype(np.float32))
     y = torch.relu(nn.functional.conv2d(x, w_q, b_fold, padding=1)).numpy()
-    r = radix_for_range(y.min(), y.max())  # first eval batch initialises the range
-    np.testing.assert_allclose(got, np_fake_quant(y, r), atol=2.0 ** -r + 1e-6)
-    assert np.mean(np.abs(got - np_fake_quant(y, r)) > 1e-6) < 0.02
+    # the ReLU output: per channel on Kneron's scale * 2**radix grid, the first eval batch's range
+    m = np.array([multiplier_for_range(c.min(), c.max(), pow2=False) for c in y.transpose(1, 0, 2, 3)])
+    assert m[3] / m[0] > 10  # the small channel gets a finer grid than a per-tensor radix would give it
+    ref = np.clip(round_half_away(y * m[None, :, None, None]), -128, 127) / m[None, :, None, None]
+    np.testing.assert_allclose(got, ref, atol=float(1 / m.min()) + 1e-6)
+    assert np.mean(np.abs(got - ref) > 1e-6) < 0.02
     # not the float output: the quantiser is really in the forward pass
     block_float = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU()).eval()
     block_float.load_state_dict(block.state_dict())
@@ -73,7 +76,7 @@ def test_train_qat_from_a_float_checkpoint_and_refuse_without_one(tmp_path, tiny
     assert train_script.main([str(cfg_path), "--work-dir", str(tmp_path / "qat"), "--no-validate", "--no-progress",
                               "--qat", "--load-from", str(float_ckpt)]) == 0
     out = capsys.readouterr().out
-    assert "QAT: int8 power-of-two fake quantisation on" in out
+    assert "QAT: int8 fake quantisation on" in out and "activations (per channel" in out
     # the QAT checkpoint is a plain state dict: it loads strictly and differs from the float start
     model = build_model("litehrnet_18")
     load_checkpoint(model, tmp_path / "qat" / "epoch_1.pth", strict=True)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -49,3 +51,18 @@ def test_cli_overrides(tmp_path):
     assert cfg["model"]["input_hw"] == [384, 288]
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(cfg_path, parse_cli_options(["train.lrr=1"]))
+
+
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    """PyYAML (YAML 1.1) reads ``4e-05`` as a string; a learning rate written so must still load."""
+    import yaml
+
+    from litehrnet.config import load_config, parse_cli_options
+
+    assert parse_cli_options(["train.optimizer.lr=4e-05", "x=1E3", "y=1e", "z=7"]) == \
+        {"train": {"optimizer": {"lr": 4e-05}}, "x": 1000.0, "y": "1e", "z": 7}
+    assert yaml.safe_load("4e-05") == "4e-05"  # the plain loader is untouched
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("_base_: " + str(Path(__file__).resolve().parents[2] / "configs/coco/litehrnet_18_coco_256x192.yaml")
+                        + "\ntrain:\n  optimizer:\n    lr: 2e-3\n")
+    assert load_config(cfg_file, parse_cli_options(["train.epochs=3"]))["train"]["optimizer"]["lr"] == 0.002
