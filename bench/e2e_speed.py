@@ -1,6 +1,6 @@
 """End-to-end CPU speed: YOLOv5 -> affine crop -> pose, per stage, with 1 and 2 threads.
 
-    python bench/e2e_speed.py [--images ../shared/data/coco_val2017_dev/val2017] [--threads 1 2]
+    python bench/e2e_speed.py [--images ../shared/data/coco_val2017_dev/val2017] [--threads 1 2] [--pose-workers N]
         [--detector-onnx yolov5n.onnx] [--pose-onnx litehrnet_18_256x192.onnx] [--flip-test]
 
 Without model paths the models are made first (not timed): YOLOv5n from
@@ -75,8 +75,10 @@ def _time_calls(runner) -> list[float]:
 def run_chain(args, images, threads: int) -> dict[str, float]:
     detector = YoloV5Runner(dict(onnx_path=str(args.detector_onnx), input_w=640, input_h=640, conf_thres=0.25,
                                  iou_thres=0.45, top_k_num=100, classes=[0], preprocess="official"), threads)
+    # --pose-workers N: N one-thread pose sessions (the CLI's default on 2+ cores), the detector at ``threads``
     pose = PoseRunner(dict(onnx_path=str(args.pose_onnx), input_w=192, input_h=256, norm=args.norm,
-                           channel_order="rgb", decode="default", flip_test=args.flip_test), threads)
+                           channel_order="rgb", decode="default", flip_test=args.flip_test),
+                      1 if args.pose_workers > 1 else threads, "cpu", args.pose_workers)
     cropper = AffineCropRunner(dict(input_w=192, input_h=256, padding=1.25), pose.network_input)
     solution = TopDownSolution(detector, cropper, pose)
     for img in images[:2]:  # warm-up, not timed
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pose-onnx", type=Path)
     parser.add_argument("--norm", default="torch", help="norm recorded in the pose ONNX metadata (default torch)")
     parser.add_argument("--flip-test", action="store_true", help="two pose runs per person")
+    parser.add_argument("--pose-workers", type=int, default=1,
+                        help="pose sessions of 1 thread each running an image's crops at once (default 1: one pose "
+                             "session with --threads threads; the per-call overhead figures assume 1)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
     args = parser.parse_args(argv)
     images = [img for _, img, _ in iter_inputs(args.images) if img is not None]

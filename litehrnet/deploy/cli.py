@@ -36,12 +36,12 @@ def add_chain_arguments(parser: argparse.ArgumentParser, params_dir: Path) -> No
                         help="detector-free: person boxes JSON (COCO annotations, COCO detections or {img: boxes})")
     source.add_argument("--whole-image", action="store_true", help="detector-free: one box = the whole image")
     parser.add_argument("--threads", type=int,
-                        help="onnxruntime threads per model (default 2; 1 in the pipelined video chain, "
-                             "where the two models run at once)")
+                        help="onnxruntime threads per model (default: detector 2, pose 1 per worker; 1 each in the "
+                             "pipelined video chain, where the two models run at once)")
     parser.add_argument("--pose-workers", type=int, metavar="N",
                         help="pose sessions running a frame's crops at once, each with --threads threads "
-                             "(default: the pose YAML's workers, else 1, and 2 in the pipelined video chain "
-                             "with --det-interval > 1); see docs/inference.md")
+                             "(default: the pose YAML's workers, else 2 on 2+ cores, except 1 in the pipelined "
+                             "every-frame video chain, where the detector holds the other core); see docs/inference.md")
 
 
 def threads_per_model(args: argparse.Namespace) -> int:
@@ -53,22 +53,34 @@ def threads_per_model(args: argparse.Namespace) -> int:
 
 
 def pose_workers(args: argparse.Namespace) -> int | None:
-    """``--pose-workers``, else ``None`` (the pose YAML's ``workers``) when the YAML sets it, else 2 in
-    the pipelined video chain with ``--det-interval > 1`` (the detector thread is idle most frames;
-    measured in docs/inference.md) on a machine with 2+ cores, else 1."""
+    """``--pose-workers``, else ``None`` (the pose YAML's ``workers``) when the YAML sets it, else 2 on a
+    machine with 2+ cores (images, the sequential video chain, and the pipelined chain with
+    ``--det-interval > 1``, whose detector thread is idle most frames; measured in docs/inference.md),
+    except 1 in the pipelined every-frame chain, where the detector keeps the other core busy."""
     if args.pose_workers is not None:
         return args.pose_workers
     if load_params(args.lite_hrnet_params, "pose")["workers"] is not None:
         return None
-    pipelined_interval = getattr(args, "det_interval", 1) > 1 and getattr(args, "sequential", True) is False
-    return min(2, os.cpu_count() or 1) if pipelined_interval else 1
+    pipelined_every_frame = getattr(args, "det_interval", 1) <= 1 and getattr(args, "sequential", True) is False
+    return 1 if pipelined_every_frame else min(2, os.cpu_count() or 1)
+
+
+def pose_threads(args: argparse.Namespace, workers: int | None) -> int:
+    """``--threads``, else 1 per pose session when several workers share the cores, else the detector's."""
+    if args.threads is not None:
+        return args.threads
+    if workers is None:
+        workers = load_params(args.lite_hrnet_params, "pose")["workers"]
+    return 1 if workers > 1 else threads_per_model(args)
 
 
 def solution_from_args(args: argparse.Namespace) -> tuple[TopDownSolution, BoxTable | None]:
     """Build the chain; with ``--boxes`` or ``--whole-image`` the detector YAML is not read."""
     detector_free = args.boxes is not None or args.whole_image
+    workers = pose_workers(args)
     solution = TopDownSolution.from_yaml(None if detector_free else args.yolov5_params, args.rsn_affine_params,
-                                         args.lite_hrnet_params, threads_per_model(args), pose_workers(args))
+                                         args.lite_hrnet_params, threads_per_model(args), workers,
+                                         pose_threads(args, workers))
     return solution, (BoxTable(args.boxes) if args.boxes is not None else None)
 
 

@@ -85,10 +85,13 @@ class TopDownSolution:
 
     @classmethod
     def from_yaml(cls, yolov5_params: str | Path | None, affine_params: str | Path, pose_params: str | Path,
-                  num_threads: int = 1, pose_workers: int | None = None) -> "TopDownSolution":
-        """``pose_workers``: pose sessions run at once (default: the pose YAML's ``workers``)."""
+                  num_threads: int = 1, pose_workers: int | None = None,
+                  pose_threads: int | None = None) -> "TopDownSolution":
+        """``pose_workers``: pose sessions run at once (default: the pose YAML's ``workers``);
+        ``pose_threads``: intra-op threads of each pose session (default ``num_threads``)."""
         detector = YoloV5Runner.from_yaml(yolov5_params, num_threads) if yolov5_params else None
-        pose = PoseRunner.from_yaml(pose_params, num_threads, workers=pose_workers)
+        pose = PoseRunner.from_yaml(pose_params, num_threads if pose_threads is None else pose_threads,
+                                    workers=pose_workers)
         return cls(detector, AffineCropRunner.from_yaml(affine_params, pose.network_input), pose)
 
     def detect(self, img_bgr: np.ndarray) -> np.ndarray:

@@ -139,7 +139,7 @@ def test_pose_workers_default_is_2_only_in_the_pipelined_interval_chain(yaml_set
     (pipelined, --det-interval > 1) on a 2+ core machine, 1 otherwise."""
     import argparse
 
-    from litehrnet.deploy.cli import pose_workers
+    from litehrnet.deploy.cli import pose_threads, pose_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     auto = yaml_set()["pose"]
@@ -148,14 +148,21 @@ def test_pose_workers_default_is_2_only_in_the_pipelined_interval_chain(yaml_set
         return argparse.Namespace(**{"lite_hrnet_params": yaml_path, "pose_workers": None, **kw})
 
     assert pose_workers(args(auto, det_interval=5, sequential=False)) == 2
-    assert pose_workers(args(auto, det_interval=5, sequential=True)) == 1
-    assert pose_workers(args(auto, det_interval=1, sequential=False)) == 1
-    assert pose_workers(args(auto)) == 1  # inference.py: images, no video options
+    assert pose_workers(args(auto, det_interval=5, sequential=True)) == 2
+    assert pose_workers(args(auto, det_interval=1, sequential=False)) == 1  # the detector holds the other core
+    assert pose_workers(args(auto)) == 2  # inference.py: images, no video options
     assert pose_workers(args(auto, det_interval=5, sequential=False, pose_workers=1)) == 1
+    # several pose workers run one intra-op thread each; one worker keeps the chain's thread count
+    assert pose_threads(args(auto, threads=None), 2) == 1
+    assert pose_threads(args(auto, threads=None), 1) == 2                               # images: 2
+    assert pose_threads(args(auto, threads=None, det_interval=1, sequential=False), 1) == 1  # pipelined: 1
+    assert pose_threads(args(auto, threads=3), 2) == 3                                  # --threads wins
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert pose_workers(args(auto, det_interval=5, sequential=False)) == 1
+    assert pose_workers(args(auto)) == 1
     fixed = yaml_set(workers=3)["pose"]  # (rewrites the same file)
     assert pose_workers(args(fixed, det_interval=5, sequential=False)) is None  # the YAML's 3 decides
+    assert pose_threads(args(fixed, threads=None), None) == 1                  # 3 workers from the YAML
 
 
 def test_ctrl_c_keeps_records_says_how_to_resume_and_resume_completes(tmp_path, yaml_set, monkeypatch, capsys):
